@@ -1,0 +1,8 @@
+namespace Parley.Core.Agents.Flow;
+
+/// <summary>The input of one flow turn: where the thread stands and the message that triggered the turn.</summary>
+/// <param name="ThreadId">The thread (sent to webhooks).</param>
+/// <param name="State">The persisted flow position.</param>
+/// <param name="Variables">The thread's variables.</param>
+/// <param name="InboundText">The inbound message of this turn.</param>
+public sealed record FlowTurn(Guid ThreadId, FlowState State, IReadOnlyDictionary<string, string> Variables, string InboundText);

@@ -1,0 +1,25 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Parley.Core.Agents.Flow;
+using Parley.Core.Runs;
+using Parley.Core.Threads;
+
+namespace Parley.Core;
+
+/// <summary>Source-generated JSON for event payloads and persisted state: camelCase, enums as their names.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(ThreadMessage))]
+[JsonSerializable(typeof(Run))]
+[JsonSerializable(typeof(ChatThreadState))]
+[JsonSerializable(typeof(FlowState))]
+[JsonSerializable(typeof(StateUpdatedData))]
+[JsonSerializable(typeof(ThreadClosedData))]
+[JsonSerializable(typeof(MessageDeltaData))]
+[JsonSerializable(typeof(ToolCallData))]
+[JsonSerializable(typeof(ToolResultData))]
+[JsonSerializable(typeof(ThreadCreatedData))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
+[JsonSerializable(typeof(IReadOnlyDictionary<string, string>))]
+[JsonSerializable(typeof(List<string>))]
+[JsonSerializable(typeof(string))]
+public sealed partial class CoreJsonContext : JsonSerializerContext;

@@ -1,0 +1,64 @@
+using System.Threading.Channels;
+
+namespace Parley.Core.Events;
+
+/// <summary>
+/// Live fan-out of appended thread events to subscribers. Only a hint: the store is the truth, and readers fill any
+/// gap from it (<see cref="ThreadEventReader"/>). The default is in-process; a backplane can replace it.
+/// </summary>
+public interface IThreadEventBus
+{
+    /// <summary>Starts receiving the events of <paramref name="threadId"/> published from now on. Dispose to stop.</summary>
+    ThreadEventSubscription Subscribe(Guid threadId);
+
+    /// <summary>Delivers <paramref name="events"/> (all of one thread, in sequence order) to the thread's subscribers. Never blocks.</summary>
+    void Publish(IReadOnlyList<ThreadEvent> events);
+}
+
+/// <summary>
+/// One subscriber's bounded queue of live events. A subscriber that falls <see cref="Capacity"/> events behind is
+/// marked <see cref="Overflowed"/> and its channel completes; the reader then catches up from the store, so a slow
+/// client costs bounded memory and still loses nothing.
+/// </summary>
+public sealed class ThreadEventSubscription : IDisposable
+{
+    /// <summary>Events a subscriber may lag behind before it falls back to the store.</summary>
+    public const int Capacity = 1024;
+
+    private readonly Channel<ThreadEvent> _channel = Channel.CreateBounded<ThreadEvent>(
+        new BoundedChannelOptions(Capacity) { SingleReader = true, SingleWriter = false, FullMode = BoundedChannelFullMode.Wait });
+    private readonly Action<ThreadEventSubscription> _unsubscribe;
+    private int _disposed;
+
+    /// <summary>Creates a subscription to <paramref name="threadId"/>; <paramref name="unsubscribe"/> runs once on dispose.</summary>
+    public ThreadEventSubscription(Guid threadId, Action<ThreadEventSubscription> unsubscribe)
+    {
+        ThreadId = threadId;
+        _unsubscribe = unsubscribe;
+    }
+
+    /// <summary>The thread.</summary>
+    public Guid ThreadId { get; }
+
+    /// <summary>Live events, in publish order.</summary>
+    public ChannelReader<ThreadEvent> Reader => _channel.Reader;
+
+    /// <summary>True once the subscriber fell too far behind; the channel is then complete.</summary>
+    public bool Overflowed { get; private set; }
+
+    /// <summary>Offers an event; on overflow marks the subscription and completes the channel.</summary>
+    public void Offer(ThreadEvent e)
+    {
+        if (_channel.Writer.TryWrite(e)) return;
+        Overflowed = true;
+        _channel.Writer.TryComplete();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _channel.Writer.TryComplete();
+        _unsubscribe(this);
+    }
+}

@@ -1,0 +1,126 @@
+using System.Runtime.CompilerServices;
+using Parley.Core.Storage;
+
+namespace Parley.Core.Events;
+
+/// <summary>What <see cref="ThreadEventReader.ReadAsync"/> yields.</summary>
+public enum ThreadStreamItemKind
+{
+    /// <summary>An event of the log, in sequence order.</summary>
+    Event,
+    /// <summary>Nothing more is ready right now: a good moment to flush the response.</summary>
+    Flush,
+    /// <summary>The stream was idle for a heartbeat interval: write a keep-alive comment and flush.</summary>
+    Heartbeat,
+}
+
+/// <summary>One item of a thread stream.</summary>
+/// <param name="Kind">What it is.</param>
+/// <param name="Event">The event when <paramref name="Kind"/> is <see cref="ThreadStreamItemKind.Event"/>, else null.</param>
+public readonly record struct ThreadStreamItem(ThreadStreamItemKind Kind, ThreadEvent? Event);
+
+/// <summary>
+/// Reads a thread's log as one gap-free, duplicate-free stream: every event after a given sequence, then the live
+/// tail. It subscribes to the bus before it replays from the store and drops what it already yielded by sequence
+/// (DESIGN.md, "How one message flows"); when a live event skips a sequence, or the subscriber overflowed, it fills
+/// the gap from the store. Every dialect's stream is a projection of this one.
+/// </summary>
+public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus)
+{
+    /// <summary>Events read from the store per query during replay.</summary>
+    public const int ReplayPageSize = 512;
+
+    /// <summary>
+    /// Yields the thread's events with sequence greater than <paramref name="afterSequence"/>, then live events as they
+    /// are appended, with <see cref="ThreadStreamItemKind.Flush"/> whenever nothing more is ready and
+    /// <see cref="ThreadStreamItemKind.Heartbeat"/> after <paramref name="heartbeatInterval"/> of silence. Ends only
+    /// when <paramref name="cancellationToken"/> is cancelled (or the caller stops enumerating).
+    /// </summary>
+    public async IAsyncEnumerable<ThreadStreamItem> ReadAsync(
+        Guid threadId,
+        long afterSequence,
+        TimeSpan heartbeatInterval,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var last = afterSequence;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            using var subscription = bus.Subscribe(threadId);
+
+            // Replay what the store has; anything appended meanwhile is already queued on the subscription.
+            await foreach (var e in ReadStoredAsync(threadId, last, long.MaxValue, cancellationToken))
+            {
+                last = e.Sequence;
+                yield return new ThreadStreamItem(ThreadStreamItemKind.Event, e);
+            }
+            yield return new ThreadStreamItem(ThreadStreamItemKind.Flush, null);
+
+            var reader = subscription.Reader;
+            while (true)
+            {
+                if (reader.TryRead(out var live))
+                {
+                    if (live.Sequence <= last) continue;
+                    if (live.Sequence > last + 1)
+                    {
+                        await foreach (var missed in ReadStoredAsync(threadId, last, live.Sequence - 1, cancellationToken))
+                        {
+                            last = missed.Sequence;
+                            yield return new ThreadStreamItem(ThreadStreamItemKind.Event, missed);
+                        }
+                        if (live.Sequence != last + 1) continue; // the store lags the hint; a later read will catch up
+                    }
+                    last = live.Sequence;
+                    yield return new ThreadStreamItem(ThreadStreamItemKind.Event, live);
+                    continue;
+                }
+
+                yield return new ThreadStreamItem(ThreadStreamItemKind.Flush, null);
+
+                var (ready, idle) = await WaitAsync(reader, heartbeatInterval, cancellationToken);
+                if (idle)
+                {
+                    yield return new ThreadStreamItem(ThreadStreamItemKind.Heartbeat, null);
+                    continue;
+                }
+                if (!ready) break; // overflowed (or disposed): resubscribe and catch up from the store
+            }
+        }
+    }
+
+    private async IAsyncEnumerable<Events.ThreadEvent> ReadStoredAsync(Guid threadId, long after, long upTo, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        while (after < upTo)
+        {
+            var page = await store.ReadEventsAsync(threadId, after, ReplayPageSize, cancellationToken);
+            foreach (var e in page)
+            {
+                if (e.Sequence > upTo) yield break;
+                after = e.Sequence;
+                yield return e;
+            }
+            if (page.Count < ReplayPageSize) yield break;
+        }
+    }
+
+    private static async ValueTask<(bool Ready, bool Idle)> WaitAsync(System.Threading.Channels.ChannelReader<ThreadEvent> reader, TimeSpan heartbeatInterval, CancellationToken cancellationToken)
+    {
+        var wait = reader.WaitToReadAsync(cancellationToken);
+        if (wait.IsCompleted) return (await wait, false);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(heartbeatInterval);
+        try
+        {
+            return (await reader.WaitToReadAsync(timeout.Token), false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return (false, true);
+        }
+        finally
+        {
+            // The first wait stays registered on the channel until data arrives; observe it so it cannot fault unobserved.
+            _ = wait.AsTask().ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+        }
+    }
+}

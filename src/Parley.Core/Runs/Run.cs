@@ -1,0 +1,45 @@
+namespace Parley.Core.Runs;
+
+/// <summary>Where a run stands (DESIGN.md: pending → running → success | error | interrupted | cancelled).</summary>
+public enum RunStatus
+{
+    /// <summary>Queued behind the thread's earlier runs.</summary>
+    pending,
+    /// <summary>Executing.</summary>
+    running,
+    /// <summary>Finished normally.</summary>
+    success,
+    /// <summary>Failed; <see cref="Run.Error"/> says why.</summary>
+    error,
+    /// <summary>Stopped by a newer run or a cancel request.</summary>
+    interrupted,
+    /// <summary>Cancelled before it started.</summary>
+    cancelled,
+}
+
+/// <summary>One agent turn on a thread, normally started by an inbound message. Runs on one thread never overlap.</summary>
+/// <param name="Id">Run id (UUID).</param>
+/// <param name="ThreadId">The thread.</param>
+/// <param name="OrganizationId">Owning organization.</param>
+/// <param name="AgentVersionId">The agent version that answers.</param>
+/// <param name="InputMessageId">The inbound message that started it, or null.</param>
+/// <param name="Status">Current status.</param>
+/// <param name="CreatedAt">When it was queued (UTC).</param>
+/// <param name="StartedAt">When it started running (UTC), or null.</param>
+/// <param name="EndedAt">When it ended (UTC), or null.</param>
+/// <param name="Error">Why it failed, or null.</param>
+public sealed record Run(
+    Guid Id,
+    Guid ThreadId,
+    Guid OrganizationId,
+    Guid AgentVersionId,
+    Guid? InputMessageId,
+    RunStatus Status,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? EndedAt,
+    string? Error)
+{
+    /// <summary>True for success, error, interrupted and cancelled.</summary>
+    public bool IsFinished => Status is not (RunStatus.pending or RunStatus.running);
+}

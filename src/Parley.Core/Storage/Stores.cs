@@ -1,0 +1,89 @@
+using Parley.Core.Agents;
+using Parley.Core.Events;
+using Parley.Core.Organizations;
+using Parley.Core.Runs;
+using Parley.Core.Threads;
+
+namespace Parley.Core.Storage;
+
+/// <summary>Organizations and their API keys.</summary>
+public interface IOrganizationStore
+{
+    /// <summary>Creates the organization when no organization has its id; returns the stored one.</summary>
+    Task<Organization> EnsureOrganizationAsync(Organization organization, CancellationToken cancellationToken = default);
+
+    /// <summary>Returns the organization, or null.</summary>
+    Task<Organization?> GetOrganizationAsync(Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores a key. A key whose hash exists already is left as it is.</summary>
+    Task AddApiKeyAsync(ApiKey key, CancellationToken cancellationToken = default);
+
+    /// <summary>Finds a key that is not revoked by its hash (<see cref="ApiKeyHasher.Hash"/>), or null.</summary>
+    Task<ApiKey?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken = default);
+}
+
+/// <summary>Agents and their immutable versions.</summary>
+public interface IAgentStore
+{
+    /// <summary>
+    /// Publishes <paramref name="definition"/> for the agent <paramref name="agentId"/> of <paramref name="organizationId"/>:
+    /// creates the agent when it is new, adds version N+1 when <paramref name="contentHash"/> differs from the current
+    /// version's, and otherwise changes nothing.
+    /// </summary>
+    /// <returns>The agent and its current version, and whether a version was published.</returns>
+    /// <exception cref="InvalidOperationException">The agent id belongs to another organization.</exception>
+    Task<(Agent Agent, AgentVersion Version, bool Published)> PublishAsync(Guid organizationId, Guid agentId, AgentDefinition definition, string contentHash, CancellationToken cancellationToken = default);
+
+    /// <summary>Returns the agent, or null.</summary>
+    Task<Agent?> GetAgentAsync(Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>Returns the version, or null.</summary>
+    Task<AgentVersion?> GetAgentVersionAsync(Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>The organization's agents with their current versions, by name.</summary>
+    Task<IReadOnlyList<(Agent Agent, AgentVersion Version)>> ListAgentsAsync(Guid organizationId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>
+/// Threads, their messages and runs, and the per-thread append-only event log. Every write goes through
+/// <see cref="CreateThreadAsync"/> or <see cref="UpdateThreadAsync{TResult}"/>, is atomic, and publishes the
+/// events it appended to the <see cref="IThreadEventBus"/> after it commits.
+/// </summary>
+public interface IThreadStore
+{
+    /// <summary>Stores a new thread with the events of <paramref name="change"/> (built on the new thread with LastSequence 0).</summary>
+    Task CreateThreadAsync(ThreadChange change, CancellationToken cancellationToken = default);
+
+    /// <summary>Returns the thread, or null.</summary>
+    Task<ChatThread?> GetThreadAsync(Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reads the thread under its write lock, calls <paramref name="decide"/> with a <see cref="ThreadChange"/> of it,
+    /// and commits what the change holds (nothing when it is empty). <paramref name="decide"/> must not do I/O; it may
+    /// throw to abort, and then nothing is written.
+    /// </summary>
+    /// <returns>What <paramref name="decide"/> returned.</returns>
+    /// <exception cref="KeyNotFoundException">No thread has that id.</exception>
+    Task<TResult> UpdateThreadAsync<TResult>(Guid threadId, Func<ThreadChange, TResult> decide, CancellationToken cancellationToken = default);
+
+    /// <summary>Events with sequence greater than <paramref name="afterSequence"/>, oldest first, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<ThreadEvent>> ReadEventsAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>A page of messages, oldest first, with sequence greater than <paramref name="afterSequence"/>, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<ThreadMessage>> ListMessagesAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>Returns the message, or null.</summary>
+    Task<ThreadMessage?> GetMessageAsync(Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>Returns the run, or null.</summary>
+    Task<Run?> GetRunAsync(Guid id, CancellationToken cancellationToken = default);
+
+    /// <summary>The oldest pending run of the thread, or null.</summary>
+    Task<Run?> GetNextPendingRunAsync(Guid threadId, CancellationToken cancellationToken = default);
+
+    /// <summary>Runs that are pending or running, on any thread (used at start to recover).</summary>
+    Task<IReadOnlyList<Run>> ListUnfinishedRunsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Ids of active threads whose window ran out before <paramref name="now"/>, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<Guid>> ListExpiredThreadsAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default);
+}

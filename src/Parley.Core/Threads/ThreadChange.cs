@@ -1,0 +1,132 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Parley.Core.Events;
+using Parley.Core.Runs;
+
+namespace Parley.Core.Threads;
+
+/// <summary>
+/// Everything one atomic write does to a thread: the new thread row, new messages, new or updated runs and the
+/// events that announce them. Built by a decision function that <see cref="Storage.IThreadStore.UpdateThreadAsync{TResult}"/>
+/// calls with the thread as stored, under the thread's write lock, so sequence numbers and read-modify-write of
+/// state are race-free. A change with no events writes nothing.
+/// </summary>
+public sealed class ThreadChange
+{
+    private readonly List<ThreadEvent> _events = [];
+    private readonly List<ThreadMessage> _messages = [];
+    private readonly List<Run> _runs = [];
+
+    /// <summary>Starts a change of <paramref name="current"/> at time <paramref name="now"/>.</summary>
+    public ThreadChange(ChatThread current, DateTimeOffset now)
+    {
+        Original = current;
+        Thread = current;
+        Now = now;
+    }
+
+    /// <summary>The thread as it was read.</summary>
+    public ChatThread Original { get; }
+
+    /// <summary>The thread as it will be written; replace it with <c>with</c> expressions.</summary>
+    public ChatThread Thread { get; set; }
+
+    /// <summary>The time of the change (UTC), used for timestamps.</summary>
+    public DateTimeOffset Now { get; }
+
+    /// <summary>Events to append, with their sequence numbers.</summary>
+    public IReadOnlyList<ThreadEvent> Events => _events;
+
+    /// <summary>Messages to insert.</summary>
+    public IReadOnlyList<ThreadMessage> Messages => _messages;
+
+    /// <summary>Runs to insert or update.</summary>
+    public IReadOnlyList<Run> Runs => _runs;
+
+    /// <summary>True when the change appends nothing (and so writes nothing).</summary>
+    public bool IsEmpty => _events.Count == 0;
+
+    /// <summary>Appends an event whose data is <paramref name="data"/> serialized with <paramref name="typeInfo"/>.</summary>
+    /// <returns>The event, with the next sequence number of the thread.</returns>
+    public ThreadEvent Append<T>(string type, Guid? runId, T data, JsonTypeInfo<T> typeInfo) =>
+        AppendRaw(type, runId, JsonSerializer.Serialize(data, typeInfo));
+
+    /// <summary>Appends an event whose data is an already serialized JSON object.</summary>
+    public ThreadEvent AppendRaw(string type, Guid? runId, string dataJson)
+    {
+        var sequence = Original.LastSequence + _events.Count + 1;
+        var e = new ThreadEvent(Original.Id, sequence, type, runId, Now, dataJson);
+        _events.Add(e);
+        Thread = Thread with { LastSequence = sequence, UpdatedAt = Now };
+        return e;
+    }
+
+    /// <summary>Stores <paramref name="message"/> and appends its <c>message.created</c> event; returns the message with its sequence.</summary>
+    public ThreadMessage AddMessage(ThreadMessage message)
+    {
+        var stored = message with { Sequence = Original.LastSequence + _events.Count + 1 };
+        Append(ThreadEventTypes.MessageCreated, stored.RunId, stored, CoreJsonContext.Default.ThreadMessage);
+        _messages.Add(stored);
+        return stored;
+    }
+
+    /// <summary>Inserts or updates <paramref name="run"/> and appends <paramref name="eventType"/> announcing it.</summary>
+    public Run SaveRun(Run run, string eventType)
+    {
+        _runs.RemoveAll(r => r.Id == run.Id);
+        _runs.Add(run);
+        Append(eventType, run.Id, run, CoreJsonContext.Default.Run);
+        return run;
+    }
+
+    /// <summary>Replaces the thread's state and/or variables and appends a <c>state.updated</c> event.</summary>
+    public void UpdateState(ChatThreadState? state = null, IReadOnlyDictionary<string, string>? variables = null, Guid? runId = null)
+    {
+        Thread = Thread with { State = state ?? Thread.State, Variables = variables ?? Thread.Variables };
+        Append(ThreadEventTypes.StateUpdated, runId, new StateUpdatedData(Thread.State, Thread.Variables), CoreJsonContext.Default.StateUpdatedData);
+    }
+
+    /// <summary>Closes the thread with <paramref name="reason"/> and appends <c>thread.closed</c>. Does nothing when it is already closed.</summary>
+    public void Close(string reason, Guid? runId = null)
+    {
+        if (!Thread.IsActive) return;
+        Thread = Thread with { IsActive = false, ClosedAt = Now, ClosedReason = reason };
+        Append(ThreadEventTypes.ThreadClosed, runId, new ThreadClosedData(Now, reason), CoreJsonContext.Default.ThreadClosedData);
+    }
+}
+
+/// <summary>Data of a <c>state.updated</c> event.</summary>
+/// <param name="State">The thread's state.</param>
+/// <param name="Variables">All thread variables.</param>
+public sealed record StateUpdatedData(ChatThreadState State, IReadOnlyDictionary<string, string> Variables);
+
+/// <summary>Data of a <c>thread.closed</c> event.</summary>
+/// <param name="ClosedAt">When (UTC).</param>
+/// <param name="ClosedReason">Why.</param>
+public sealed record ThreadClosedData(DateTimeOffset ClosedAt, string ClosedReason);
+
+/// <summary>Data of a <c>message.delta</c> event.</summary>
+/// <param name="MessageId">The outbound message being generated.</param>
+/// <param name="Delta">The new text.</param>
+public sealed record MessageDeltaData(Guid MessageId, string Delta);
+
+/// <summary>Data of a <c>tool.call</c> event.</summary>
+/// <param name="CallId">Pairs the call with its result.</param>
+/// <param name="Name">Tool name.</param>
+/// <param name="Arguments">Arguments (JSON).</param>
+public sealed record ToolCallData(string CallId, string Name, JsonElement Arguments);
+
+/// <summary>Data of a <c>tool.result</c> event.</summary>
+/// <param name="CallId">Pairs the result with its call.</param>
+/// <param name="Name">Tool name.</param>
+/// <param name="Result">Result (JSON).</param>
+/// <param name="IsError">True when the call failed.</param>
+public sealed record ToolResultData(string CallId, string Name, JsonElement Result, bool IsError);
+
+/// <summary>Data of a <c>thread.created</c> event.</summary>
+/// <param name="ThreadId">The thread.</param>
+/// <param name="AgentId">Its agent.</param>
+/// <param name="AgentVersionId">The pinned version.</param>
+/// <param name="Metadata">Metadata as given.</param>
+/// <param name="Variables">Initial variables.</param>
+public sealed record ThreadCreatedData(Guid ThreadId, Guid AgentId, Guid AgentVersionId, IReadOnlyDictionary<string, string> Metadata, IReadOnlyDictionary<string, string> Variables);

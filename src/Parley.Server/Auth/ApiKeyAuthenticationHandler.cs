@@ -1,0 +1,89 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+using Parley.Core.Organizations;
+using Parley.Core.Storage;
+using Parley.Server.WebChat;
+
+namespace Parley.Server.Auth;
+
+/// <summary>
+/// Authenticates requests by a secret API key in the <c>X-API-Key</c> header (web chat seed, securitySchemes.ApiKey)
+/// or <c>Authorization: Bearer &lt;key&gt;</c>. The key is hashed (SHA-256) and looked up; the principal carries
+/// the organization id (<see cref="ParleyClaims.OrganizationId"/>) and key id. A missing or unknown key is answered
+/// with 401 in the web chat error envelope.
+/// </summary>
+public sealed class ApiKeyAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    IOrganizationStore organizations) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    /// <summary>The scheme name.</summary>
+    public const string SchemeName = "ApiKey";
+
+    /// <summary>The header that carries the key.</summary>
+    public const string HeaderName = "X-API-Key";
+
+    /// <inheritdoc />
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var key = ReadKey(Request);
+        if (key is null) return AuthenticateResult.NoResult();
+        var stored = await organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(key), Context.RequestAborted);
+        if (stored is null) return AuthenticateResult.Fail("Invalid API key.");
+        var identity = new ClaimsIdentity(
+            [new Claim(ParleyClaims.OrganizationId, stored.OrganizationId.ToString("D")), new Claim(ParleyClaims.ApiKeyId, stored.Id.ToString("D"))],
+            SchemeName);
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+
+    /// <inheritdoc />
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        var message = ReadKey(Request) is null
+            ? $"Missing API key: send it in the {HeaderName} header."
+            : "Invalid API key.";
+        return WebChatErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message);
+    }
+
+    private static string? ReadKey(HttpRequest request)
+    {
+        var header = request.Headers[HeaderName].ToString();
+        if (!string.IsNullOrWhiteSpace(header)) return header.Trim();
+        var authorization = request.Headers.Authorization.ToString();
+        const string bearer = "Bearer ";
+        return authorization.StartsWith(bearer, StringComparison.OrdinalIgnoreCase) && authorization.Length > bearer.Length
+            ? authorization[bearer.Length..].Trim()
+            : null;
+    }
+}
+
+/// <summary>Claim types Parley puts on an authenticated principal.</summary>
+public static class ParleyClaims
+{
+    /// <summary>The organization the key acts for (UUID).</summary>
+    public const string OrganizationId = "parley:organization_id";
+
+    /// <summary>The API key's id (UUID).</summary>
+    public const string ApiKeyId = "parley:api_key_id";
+
+    /// <summary>The organization of an authenticated principal.</summary>
+    /// <exception cref="InvalidOperationException">The principal was not authenticated by an API key.</exception>
+    public static Guid GetOrganizationId(this ClaimsPrincipal user) =>
+        Guid.TryParse(user.FindFirstValue(OrganizationId), out var id) ? id : throw new InvalidOperationException("The request is not authenticated.");
+}
+
+/// <summary>Registers API key authentication.</summary>
+public static class ApiKeyAuthenticationExtensions
+{
+    /// <summary>Adds the API key scheme as the default and an authorization policy that requires it.</summary>
+    public static IServiceCollection AddApiKeyAuthentication(this IServiceCollection services)
+    {
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthorization();
+        return services;
+    }
+}

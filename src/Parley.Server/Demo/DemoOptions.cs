@@ -1,0 +1,30 @@
+namespace Parley.Server.Demo;
+
+/// <summary>The embedded demo (<c>Parley:Demo</c>): an organization, an API key and the agents of the agents folder.</summary>
+public sealed class DemoOptions
+{
+    /// <summary>Create the demo organization and key at start (default true). Turn off in production.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// Fixes the demo API key (env <c>Parley__Demo__ApiKey</c>). When unset, a key is generated at first start and kept
+    /// in <c>parley-demo-key.txt</c> beside the database, so later starts print the same key.
+    /// </summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Print the URL, key and agent ids to standard output at start (default true).</summary>
+    public bool PrintBanner { get; set; } = true;
+}
+
+/// <summary>Where agent files are read from (<c>Parley:Agents</c>).</summary>
+public sealed class AgentFileOptions
+{
+    /// <summary>
+    /// The folder of agent files (<c>*.json</c>, <c>*.yaml</c>, <c>*.yml</c>), relative to the working folder.
+    /// Default: <c>agents</c> when that folder exists, else the demo agents shipped beside the server binary.
+    /// </summary>
+    public string? Path { get; set; }
+
+    /// <summary>Reload files when they change (default true): a changed file publishes a new agent version.</summary>
+    public bool Watch { get; set; } = true;
+}

@@ -1,0 +1,105 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Options;
+using Parley.Core.Agents;
+using Parley.Core.Organizations;
+using Parley.Core.Storage;
+using Parley.Storage.Sqlite;
+
+namespace Parley.Server.Demo;
+
+/// <summary>
+/// Runs before the server accepts requests: makes sure the default organization exists, loads the agent files into
+/// it, creates the demo API key, and once the server listens prints where it is and how to call it.
+/// </summary>
+public sealed partial class ParleyStartup(
+    IOrganizationStore organizations,
+    AgentCatalog catalog,
+    SqliteStore sqlite,
+    IOptions<DemoOptions> demoOptions,
+    IOptions<AgentFileOptions> agentOptions,
+    IHostEnvironment environment,
+    IHostApplicationLifetime lifetime,
+    IServer server,
+    ILogger<ParleyStartup> logger) : IHostedService
+{
+    /// <summary>The default organization: file agents and the demo key belong to it.</summary>
+    public static readonly Guid DefaultOrganizationId = Guid.Parse("00000000-0000-4000-8000-00000000d3e0");
+
+    /// <summary>The agents folder in use (resolved at start).</summary>
+    public string AgentsFolder { get; private set; } = "";
+
+    /// <summary>The agents loaded at start.</summary>
+    public IReadOnlyList<AgentFileResult> LoadedAgents { get; private set; } = [];
+
+    /// <inheritdoc />
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await organizations.EnsureOrganizationAsync(new Organization(DefaultOrganizationId, "Default organization", DateTimeOffset.UtcNow), cancellationToken);
+        AgentsFolder = ResolveAgentsFolder();
+        LoadedAgents = await catalog.LoadFolderAsync(DefaultOrganizationId, AgentsFolder, cancellationToken);
+        Log.AgentsLoaded(logger, LoadedAgents.Count(r => r.Error is null), AgentsFolder);
+
+        if (!demoOptions.Value.Enabled) return;
+        var key = DemoKey();
+        await organizations.AddApiKeyAsync(new ApiKey(Guid.CreateVersion7(), DefaultOrganizationId, "demo", ApiKeyHasher.Hash(key), DateTimeOffset.UtcNow, null), cancellationToken);
+        if (demoOptions.Value.PrintBanner)
+            lifetime.ApplicationStarted.Register(() => PrintBanner(key));
+    }
+
+    /// <inheritdoc />
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>The configured agents folder, or <c>agents</c> in the working folder when it exists, or the shipped demo agents.</summary>
+    internal string ResolveAgentsFolder()
+    {
+        if (!string.IsNullOrWhiteSpace(agentOptions.Value.Path))
+            return Path.GetFullPath(agentOptions.Value.Path, environment.ContentRootPath);
+        var local = Path.Combine(environment.ContentRootPath, "agents");
+        return Directory.Exists(local) ? local : Path.Combine(AppContext.BaseDirectory, "agents");
+    }
+
+    private string DemoKey()
+    {
+        if (!string.IsNullOrWhiteSpace(demoOptions.Value.ApiKey)) return demoOptions.Value.ApiKey.Trim();
+        var folder = Path.GetDirectoryName(Path.GetFullPath(sqlite.DataSource is "" or ":memory:" ? "parley.db" : sqlite.DataSource))!;
+        var file = Path.Combine(folder, "parley-demo-key.txt");
+        if (File.Exists(file) && File.ReadAllText(file).Trim() is { Length: > 0 } saved) return saved;
+        var key = ApiKeyHasher.Generate();
+        File.WriteAllText(file, key + Environment.NewLine);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return key;
+    }
+
+    private void PrintBanner(string key)
+    {
+        var url = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "http://localhost:5000";
+        url = url.Replace("://[::]", "://localhost").Replace("://0.0.0.0", "://localhost").Replace("://+", "://localhost").Replace("://*", "://localhost");
+        var lines = new List<string>
+        {
+            "",
+            "  Parley is running.",
+            $"    URL:           {url}",
+            $"    API reference: {url}/docs",
+            $"    Demo API key:  {key}",
+            $"    Agents ({AgentsFolder}):",
+        };
+        foreach (var agent in LoadedAgents)
+            lines.Add(agent.Agent is { } a
+                ? $"      {a.Id}  {a.Name} ({agent.Version!.Definition.Mode}, version {agent.Version.Version})"
+                : $"      (skipped) {Path.GetFileName(agent.File)}: {agent.Error}");
+        lines.Add("");
+        lines.Add("  Try it:");
+        lines.Add($"    curl -s -X POST {url}/api/v1/threads/web -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\");
+        lines.Add($"      -d '{{\"agentId\": \"{LoadedAgents.FirstOrDefault(a => a.Agent is not null)?.Agent!.Id}\"}}'");
+        lines.Add("");
+        Console.Out.WriteLine(string.Join(Environment.NewLine, lines));
+        Console.Out.Flush();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Loaded {Count} agents from {Folder}")]
+        public static partial void AgentsLoaded(ILogger logger, int count, string folder);
+    }
+}

@@ -1,0 +1,121 @@
+using System.Buffers;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text;
+using Microsoft.Extensions.Options;
+using Parley.Core.Events;
+using Parley.Core.Storage;
+using Parley.Core.Threads;
+
+namespace Parley.Server.Streaming;
+
+/// <summary>
+/// Writes a thread's event log as Server-Sent Events (WHATWG HTML §9.2): <c>id:</c> is the event's sequence number,
+/// so a client that reconnects with <c>Last-Event-ID</c> continues exactly after the last event it saw. Events are
+/// formatted by <see cref="SseFormatter"/>; idle streams get <c>: ping</c> comments. Writes are buffered and flushed
+/// whenever nothing more is ready, so a replay goes out in large writes and a live event goes out at once.
+/// A closed thread's stream ends after its last event; reconnecting to it once nothing is left answers
+/// 204 No Content, which tells an <c>EventSource</c> to stop reconnecting.
+/// </summary>
+public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, ThreadStreamMode mode) : IResult
+{
+    private static readonly byte[] Heartbeat = ": ping\n\n"u8.ToArray();
+
+    /// <inheritdoc />
+    public async Task ExecuteAsync(HttpContext httpContext)
+    {
+        var services = httpContext.RequestServices;
+        var cancellationToken = httpContext.RequestAborted;
+        var store = services.GetRequiredService<IThreadStore>();
+
+        IAsyncEnumerable<ThreadStreamItem> source;
+        if (!thread.IsActive)
+        {
+            var remaining = await ReadRemainingAsync(store, cancellationToken);
+            if (remaining.Count == 0)
+            {
+                httpContext.Response.StatusCode = StatusCodes.Status204NoContent;
+                return;
+            }
+            source = remaining.Select(e => new ThreadStreamItem(ThreadStreamItemKind.Event, e)).ToAsyncEnumerable();
+        }
+        else
+        {
+            var heartbeat = TimeSpan.FromSeconds(services.GetRequiredService<IOptions<StreamingOptions>>().Value.HeartbeatSeconds);
+            source = services.GetRequiredService<ThreadEventReader>().ReadAsync(thread.Id, afterSequence, heartbeat, cancellationToken);
+        }
+
+        var response = httpContext.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        response.Headers.ContentEncoding = "identity";
+        httpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseBodyFeature>()?.DisableBuffering();
+        await response.StartAsync(cancellationToken);
+
+        await using var buffered = new BufferedStream(response.Body, 16 * 1024);
+        try
+        {
+            await SseFormatter.WriteAsync(ProjectAsync(source, buffered, cancellationToken), buffered, FormatData, cancellationToken);
+            await buffered.FlushAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client went away: nothing to finish.
+        }
+        catch (IOException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Turns log items into SSE items. Heartbeats and flushes are done here, between two items, while the formatter
+    /// awaits the next one: SSE items cannot carry comments, and the formatter never writes concurrently with this.
+    /// </summary>
+    private async IAsyncEnumerable<SseItem<ThreadEvent>> ProjectAsync(
+        IAsyncEnumerable<ThreadStreamItem> source, Stream output, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var item in source.WithCancellation(cancellationToken))
+        {
+            switch (item.Kind)
+            {
+                case ThreadStreamItemKind.Heartbeat:
+                    await output.WriteAsync(Heartbeat, cancellationToken);
+                    await output.FlushAsync(cancellationToken);
+                    break;
+                case ThreadStreamItemKind.Flush:
+                    await output.FlushAsync(cancellationToken);
+                    break;
+                case ThreadStreamItemKind.Event:
+                    var e = item.Event!;
+                    if (Project(e) is { } eventType)
+                        yield return new SseItem<ThreadEvent>(e, eventType) { EventId = e.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+                    if (e.Type == ThreadEventTypes.ThreadClosed) yield break;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>The SSE event name for <paramref name="e"/> in this stream's mode, or null when the mode skips it.</summary>
+    private string? Project(ThreadEvent e) => mode switch
+    {
+        ThreadStreamMode.All => e.Type,
+        _ when e.Type == ThreadEventTypes.MessageCreated && e.Data.Contains("\"direction\":\"OUTBOUND\"", StringComparison.Ordinal) => "message",
+        _ => null,
+    };
+
+    private static void FormatData(SseItem<ThreadEvent> item, IBufferWriter<byte> writer) => Encoding.UTF8.GetBytes(item.Data.Data, writer);
+
+    private async Task<List<ThreadEvent>> ReadRemainingAsync(IThreadStore store, CancellationToken cancellationToken)
+    {
+        var projected = new List<ThreadEvent>();
+        var after = afterSequence;
+        while (true)
+        {
+            var page = await store.ReadEventsAsync(thread.Id, after, ThreadEventReader.ReplayPageSize, cancellationToken);
+            projected.AddRange(page.Where(e => Project(e) is not null));
+            if (page.Count < ThreadEventReader.ReplayPageSize) return projected;
+            after = page[^1].Sequence;
+        }
+    }
+}

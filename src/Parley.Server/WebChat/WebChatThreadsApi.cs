@@ -1,0 +1,181 @@
+using System.Globalization;
+using System.Security.Claims;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Parley.Core;
+using Parley.Core.Agents;
+using Parley.Core.Storage;
+using Parley.Core.Threads;
+using Parley.Server.Auth;
+using Parley.Server.Hosting;
+using Parley.Server.Streaming;
+
+namespace Parley.Server.WebChat;
+
+/// <summary>
+/// The web chat dialect's thread endpoints (seeds: feather-create-web-thread.md, feather-send-thread-message.md,
+/// feather-stream-thread-messages.md; decisions where they are silent: docs/web-chat-api.md).
+/// </summary>
+public static class WebChatThreadsApi
+{
+    /// <summary>Default page size of the history endpoint.</summary>
+    public const int DefaultPageSize = 50;
+
+    /// <summary>Largest page size of the history endpoint.</summary>
+    public const int MaxPageSize = 100;
+
+    /// <summary>Maps the thread endpoints under <c>/api/v1/threads</c>; all require an API key.</summary>
+    public static RouteGroupBuilder MapWebChatThreads(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/api/v1/threads").WithTags("Web chat threads").RequireAuthorization()
+            .AddEndpointFilter(WebChatErrorFilter)
+            .ProducesWebChatErrors();
+
+        group.MapPost("/web", CreateWebThreadAsync)
+            .WithName("CreateWebThread").WithSummary("Create a new web chat thread")
+            .Accepts<CreateWebThreadRequest>("application/json");
+        group.MapGet("/{threadId}", GetThreadAsync)
+            .WithName("GetThread").WithSummary("Get a thread (state, variables, whether it is open)");
+        group.MapPost("/{threadId}/messages", SendMessageAsync)
+            .WithName("SendThreadMessage").WithSummary("Send a message to a web chat thread")
+            .Accepts<SendMessageRequest>("application/json");
+        group.MapGet("/{threadId}/messages", ListMessagesAsync)
+            .WithName("ListThreadMessages").WithSummary("Thread history, oldest first, cursor-paginated");
+        group.MapGet("/{threadId}/stream", StreamAsync)
+            .WithName("StreamThreadMessages").WithSummary("SSE stream of new outbound messages (events=all: every thread event)")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .Produces(StatusCodes.Status204NoContent);
+        group.MapPatch("/{threadId}/close", CloseAsync)
+            .WithName("CloseThread").WithSummary("Close a thread")
+            .Accepts<CloseThreadRequest>("application/json");
+        return group;
+    }
+
+    private static async Task<Ok<WebThreadResponse>> CreateWebThreadAsync(
+        HttpContext http, ThreadService threads, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
+    {
+        var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
+        var agentId = JsonBody.RequiredUuid(body, "agentId");
+        var metadata = JsonBody.OptionalStringMap(body, "metadata");
+        var variables = JsonBody.OptionalStringMap(body, "variables");
+        var (thread, agent, version) = await threads.CreateAsync(http.User.GetOrganizationId(), agentId, metadata, variables, "WEB", cancellationToken);
+        return TypedResults.Ok(new WebThreadResponse(ToWebThread(thread, agent, version, threads)));
+    }
+
+    private static async Task<Ok<WebThreadResponse>> GetThreadAsync(
+        string threadId, ClaimsPrincipal user, ThreadService threads, IAgentStore agents, CancellationToken cancellationToken)
+    {
+        var thread = await threads.GetAsync(user.GetOrganizationId(), JsonBody.RouteUuid(threadId, "threadId"), cancellationToken);
+        return TypedResults.Ok(new WebThreadResponse(await ToWebThreadAsync(thread, agents, threads, cancellationToken)));
+    }
+
+    private static async Task<Ok<SendMessageResponse>> SendMessageAsync(
+        string threadId, HttpContext http, ThreadService threads, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
+    {
+        var id = JsonBody.RouteUuid(threadId, "threadId");
+        var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
+        var text = JsonBody.RequiredString(body, "message", limits.Value.MaxMessageLength);
+        var accepted = await threads.PostInboundMessageAsync(http.User.GetOrganizationId(), id, text, CancellationToken.None);
+        return TypedResults.Ok(new SendMessageResponse(accepted.Run is null ? "stored" : "queued", id.ToString("D"), accepted.Message.Id.ToString("D"), accepted.WindowExpiresIn));
+    }
+
+    private static async Task<Ok<MessagePage>> ListMessagesAsync(
+        string threadId, string? limit, string? cursor, ClaimsPrincipal user, ThreadService threads, IThreadStore store, CancellationToken cancellationToken)
+    {
+        var id = JsonBody.RouteUuid(threadId, "threadId");
+        var pageSize = DefaultPageSize;
+        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out pageSize) || pageSize is < 1 or > MaxPageSize))
+            throw ParleyException.BadRequest($"limit: must be an integer from 1 to {MaxPageSize}.");
+        long after = 0;
+        if (cursor is not null && (!long.TryParse(cursor, NumberStyles.None, CultureInfo.InvariantCulture, out after) || after < 0))
+            throw ParleyException.BadRequest("cursor: not a cursor returned by this endpoint.");
+        await threads.GetAsync(user.GetOrganizationId(), id, cancellationToken);
+        var page = await store.ListMessagesAsync(id, after, pageSize + 1, cancellationToken);
+        var more = page.Count > pageSize;
+        var messages = more ? page.Take(pageSize).ToList() : page;
+        return TypedResults.Ok(new MessagePage(messages, more ? messages[^1].Sequence.ToString(CultureInfo.InvariantCulture) : null));
+    }
+
+    private static async Task<IResult> StreamAsync(
+        string threadId, string? events, string? lastEventId, HttpContext http, ThreadService threads, CancellationToken cancellationToken)
+    {
+        var id = JsonBody.RouteUuid(threadId, "threadId");
+        var mode = events switch
+        {
+            null or "messages" => ThreadStreamMode.Messages,
+            "all" => ThreadStreamMode.All,
+            _ => throw ParleyException.BadRequest("events: must be 'messages' (default) or 'all'."),
+        };
+        var resumeFrom = http.Request.Headers["Last-Event-ID"].ToString() is { Length: > 0 } header ? header : lastEventId;
+        long after = 0;
+        if (!string.IsNullOrEmpty(resumeFrom) && (!long.TryParse(resumeFrom, NumberStyles.None, CultureInfo.InvariantCulture, out after) || after < 0))
+            throw ParleyException.BadRequest("Last-Event-ID: must be a non-negative integer (an id this stream sent).");
+        var thread = await threads.GetAsync(http.User.GetOrganizationId(), id, cancellationToken);
+        return new ThreadStreamResult(thread, after, mode);
+    }
+
+    private static async Task<Ok<WebThreadResponse>> CloseAsync(
+        string threadId, HttpContext http, ThreadService threads, IAgentStore agents, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
+    {
+        var id = JsonBody.RouteUuid(threadId, "threadId");
+        string? reason = null;
+        if (http.Request.ContentLength is not 0 && (http.Request.ContentLength is > 0 || http.Request.Headers.ContentType.Count > 0))
+        {
+            var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
+            reason = JsonBody.OptionalString(body, "reason", 500);
+        }
+        var thread = await threads.CloseAsync(http.User.GetOrganizationId(), id, reason ?? "closed_by_client", CancellationToken.None);
+        return TypedResults.Ok(new WebThreadResponse(await ToWebThreadAsync(thread, agents, threads, cancellationToken)));
+    }
+
+    /// <summary>Maps <see cref="ParleyException"/>s thrown by handlers to the envelope.</summary>
+    internal static async ValueTask<object?> WebChatErrorFilter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        try
+        {
+            return await next(context);
+        }
+        catch (ParleyException ex)
+        {
+            return WebChatErrors.Result(ex);
+        }
+    }
+
+    /// <summary>Declares the envelope for 400, 401, 403, 404 and 500 in OpenAPI.</summary>
+    internal static RouteGroupBuilder ProducesWebChatErrors(this RouteGroupBuilder group)
+    {
+        foreach (var status in new[] { 400, 401, 403, 404, 500 })
+            group.WithMetadata(new ProducesResponseTypeMetadata(status, typeof(WebChatError), ["application/json"]));
+        return group;
+    }
+
+    private static async Task<WebThread> ToWebThreadAsync(ChatThread thread, IAgentStore agents, ThreadService threads, CancellationToken cancellationToken)
+    {
+        var agent = await agents.GetAgentAsync(thread.AgentId, cancellationToken) ?? throw new InvalidOperationException($"Thread {thread.Id} has no agent.");
+        var version = await agents.GetAgentVersionAsync(thread.AgentVersionId, cancellationToken) ?? throw new InvalidOperationException($"Thread {thread.Id} has no agent version.");
+        return ToWebThread(thread, agent, version, threads);
+    }
+
+    internal static WebThread ToWebThread(ChatThread thread, Agent agent, AgentVersion version, ThreadService threads) => new()
+    {
+        Id = thread.Id.ToString("D"),
+        OrganizationId = thread.OrganizationId.ToString("D"),
+        AgentVersionId = thread.AgentVersionId.ToString("D"),
+        ToPhoneNumber = "web",
+        IsActive = thread.IsActive,
+        CreatedAt = Iso(thread.CreatedAt),
+        UpdatedAt = Iso(thread.UpdatedAt),
+        ClosedAt = thread.ClosedAt is { } closed ? Iso(closed) : null,
+        ClosedReason = thread.ClosedReason,
+        Metadata = thread.Metadata,
+        Variables = thread.Variables,
+        AgentId = thread.AgentId.ToString("D"),
+        AgentDetails = new WebAgentDetails(agent.Id.ToString("D"), agent.Name, agent.Description, agent.AgentType),
+        AgentVersionDetails = WebChatAgentsApi.ToVersionDetails(version, agent),
+        WindowExpiresIn = thread.IsActive ? threads.WindowSecondsLeft(thread) : 0,
+        Control = thread.State.Control,
+        LastEventId = thread.LastSequence,
+    };
+
+    private static string Iso(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,125 @@
+using Microsoft.Data.Sqlite;
+
+namespace Parley.Storage.Sqlite;
+
+/// <summary>
+/// The SQLite schema as numbered migrations, applied in order at start inside one transaction each and recorded in
+/// <c>schema_migrations</c>. Never edit a shipped migration: add the next one.
+/// </summary>
+internal static class SqliteSchema
+{
+    private static readonly (int Version, string Sql)[] Migrations =
+    [
+        (1, """
+            CREATE TABLE organizations (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                created_at TEXT NOT NULL);
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                organization_id TEXT NOT NULL REFERENCES organizations(id),
+                name TEXT NOT NULL,
+                key_hash TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT);
+            CREATE TABLE agents (
+                id TEXT PRIMARY KEY,
+                organization_id TEXT NOT NULL REFERENCES organizations(id),
+                name TEXT NOT NULL,
+                description TEXT,
+                agent_type TEXT NOT NULL,
+                current_version_id TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL);
+            CREATE INDEX agents_organization ON agents(organization_id, name);
+            CREATE TABLE agent_versions (
+                id TEXT PRIMARY KEY,
+                agent_id TEXT NOT NULL REFERENCES agents(id),
+                version INTEGER NOT NULL,
+                definition TEXT NOT NULL,
+                content_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                UNIQUE (agent_id, version));
+            CREATE TABLE threads (
+                id TEXT PRIMARY KEY,
+                organization_id TEXT NOT NULL REFERENCES organizations(id),
+                agent_id TEXT NOT NULL REFERENCES agents(id),
+                agent_version_id TEXT NOT NULL REFERENCES agent_versions(id),
+                channel TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                variables TEXT NOT NULL,
+                state TEXT NOT NULL,
+                is_active INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                closed_at TEXT,
+                closed_reason TEXT,
+                window_expires_at TEXT NOT NULL,
+                last_sequence INTEGER NOT NULL);
+            CREATE INDEX threads_open_by_expiry ON threads(window_expires_at) WHERE is_active = 1;
+            CREATE TABLE messages (
+                id TEXT PRIMARY KEY,
+                thread_id TEXT NOT NULL REFERENCES threads(id),
+                direction TEXT NOT NULL,
+                body TEXT NOT NULL,
+                status TEXT NOT NULL,
+                run_id TEXT,
+                quick_replies TEXT,
+                sequence INTEGER NOT NULL,
+                created_at TEXT NOT NULL);
+            CREATE UNIQUE INDEX messages_by_thread ON messages(thread_id, sequence);
+            CREATE TABLE runs (
+                id TEXT PRIMARY KEY,
+                thread_id TEXT NOT NULL REFERENCES threads(id),
+                organization_id TEXT NOT NULL,
+                agent_version_id TEXT NOT NULL,
+                input_message_id TEXT,
+                status TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                started_at TEXT,
+                ended_at TEXT,
+                error TEXT);
+            CREATE INDEX runs_unfinished ON runs(thread_id, status) WHERE status IN ('pending', 'running');
+            CREATE TABLE thread_events (
+                thread_id TEXT NOT NULL,
+                sequence INTEGER NOT NULL,
+                type TEXT NOT NULL,
+                run_id TEXT,
+                created_at TEXT NOT NULL,
+                data TEXT NOT NULL,
+                PRIMARY KEY (thread_id, sequence)) WITHOUT ROWID;
+            """),
+    ];
+
+    /// <summary>The newest schema version this build knows.</summary>
+    public static int LatestVersion => Migrations[^1].Version;
+
+    /// <summary>Switches the database to WAL and applies the migrations it lacks.</summary>
+    /// <exception cref="InvalidOperationException">The database has a newer schema than this build knows.</exception>
+    public static void Migrate(SqliteConnection connection)
+    {
+        Execute(connection, "PRAGMA journal_mode=WAL;");
+        Execute(connection, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);");
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+        var current = Convert.ToInt32(read.ExecuteScalar());
+        if (current > LatestVersion)
+            throw new InvalidOperationException($"The SQLite database has schema version {current}, newer than this Parley build knows ({LatestVersion}). Upgrade Parley.");
+        foreach (var (version, sql) in Migrations)
+        {
+            if (version <= current) continue;
+            using var tx = connection.BeginTransaction();
+            Execute(connection, sql, tx);
+            Execute(connection, $"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, '{DateTimeOffset.UtcNow:O}')", tx);
+            tx.Commit();
+        }
+    }
+
+    private static void Execute(SqliteConnection connection, string sql, SqliteTransaction? tx = null)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+}

@@ -1,0 +1,57 @@
+using Microsoft.Data.Sqlite;
+using Parley.Core.Organizations;
+using Parley.Core.Storage;
+
+namespace Parley.Storage.Sqlite;
+
+public sealed partial class SqliteStore : IOrganizationStore
+{
+    /// <inheritdoc />
+    public Task<Organization> EnsureOrganizationAsync(Organization organization, CancellationToken cancellationToken = default) =>
+        WriteAsync<Organization>((connection, tx) =>
+        {
+            using (var insert = Command(connection, "INSERT OR IGNORE INTO organizations (id, name, created_at) VALUES ($id, $name, $created)", tx,
+                       ("$id", Text(organization.Id)), ("$name", organization.Name), ("$created", Text(organization.CreatedAt))))
+                insert.ExecuteNonQuery();
+            return (ReadOrganization(connection, organization.Id, tx)!, []);
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<Organization?> GetOrganizationAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        using var connection = Open();
+        return Task.FromResult(ReadOrganization(connection, id, null));
+    }
+
+    /// <inheritdoc />
+    public Task AddApiKeyAsync(ApiKey key, CancellationToken cancellationToken = default) =>
+        WriteAsync<bool>((connection, tx) =>
+        {
+            using var insert = Command(connection,
+                "INSERT OR IGNORE INTO api_keys (id, organization_id, name, key_hash, created_at, revoked_at) VALUES ($id, $org, $name, $hash, $created, $revoked)", tx,
+                ("$id", Text(key.Id)), ("$org", Text(key.OrganizationId)), ("$name", key.Name), ("$hash", key.KeyHash),
+                ("$created", Text(key.CreatedAt)), ("$revoked", Text(key.RevokedAt)));
+            return (insert.ExecuteNonQuery() == 1, []);
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<ApiKey?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken = default)
+    {
+        using var connection = Open();
+        using var query = Command(connection,
+            "SELECT id, organization_id, name, key_hash, created_at, revoked_at FROM api_keys WHERE key_hash = $hash AND revoked_at IS NULL", null,
+            ("$hash", keyHash));
+        using var r = query.ExecuteReader();
+        if (!r.Read()) return Task.FromResult<ApiKey?>(null);
+        var key = new ApiKey(ReadGuid(r, 0), ReadGuid(r, 1), r.GetString(2), r.GetString(3), ReadTime(r, 4), ReadNullableTime(r, 5));
+        // The lookup is by an unpredictable hash; the constant-time comparison guards against a collation surprise.
+        return Task.FromResult(ApiKeyHasher.HashesEqual(key.KeyHash, keyHash) ? key : null);
+    }
+
+    private static Organization? ReadOrganization(SqliteConnection connection, Guid id, SqliteTransaction? tx)
+    {
+        using var query = Command(connection, "SELECT id, name, created_at FROM organizations WHERE id = $id", tx, ("$id", Text(id)));
+        using var r = query.ExecuteReader();
+        return r.Read() ? new Organization(ReadGuid(r, 0), r.GetString(1), ReadTime(r, 2)) : null;
+    }
+}

@@ -1,0 +1,217 @@
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Parley.Core;
+using Parley.Core.Events;
+using Parley.Core.Runs;
+using Parley.Core.Storage;
+using Parley.Core.Threads;
+
+namespace Parley.Storage.Sqlite;
+
+public sealed partial class SqliteStore : IThreadStore
+{
+    private const string ThreadColumns =
+        "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at, last_sequence";
+    private const string MessageColumns = "m.id, m.thread_id, t.organization_id, m.direction, m.body, m.status, m.run_id, m.quick_replies, m.sequence, m.created_at";
+    private const string RunColumns = "id, thread_id, organization_id, agent_version_id, input_message_id, status, created_at, started_at, ended_at, error";
+
+    /// <inheritdoc />
+    public Task CreateThreadAsync(ThreadChange change, CancellationToken cancellationToken = default) =>
+        WriteAsync<bool>((connection, tx) =>
+        {
+            using (var insert = Command(connection, $"""
+                INSERT INTO threads ({ThreadColumns}) VALUES ($id, $org, $agent, $version, $channel, $metadata, $variables, $state, $active,
+                    $created, $updated, $closed, $reason, $expires, $sequence)
+                """, tx, ThreadParameters(change.Thread)))
+                insert.ExecuteNonQuery();
+            WriteChildren(connection, tx, change);
+            return (true, change.Events);
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<ChatThread?> GetThreadAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        using var connection = Open();
+        return Task.FromResult(ReadThread(connection, id, null));
+    }
+
+    /// <inheritdoc />
+    public Task<TResult> UpdateThreadAsync<TResult>(Guid threadId, Func<ThreadChange, TResult> decide, CancellationToken cancellationToken = default) =>
+        WriteAsync<TResult>((connection, tx) =>
+        {
+            var thread = ReadThread(connection, threadId, tx) ?? throw new KeyNotFoundException($"No thread {threadId}.");
+            var change = new ThreadChange(thread, _time.GetUtcNow());
+            var result = decide(change);
+            if (change.IsEmpty) return (result, []);
+            using (var update = Command(connection, """
+                UPDATE threads SET variables = $variables, state = $state, is_active = $active, updated_at = $updated, closed_at = $closed,
+                    closed_reason = $reason, window_expires_at = $expires, last_sequence = $sequence
+                WHERE id = $id
+                """, tx, ThreadParameters(change.Thread)))
+                update.ExecuteNonQuery();
+            WriteChildren(connection, tx, change);
+            return (result, change.Events);
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<ThreadEvent>> ReadEventsAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default)
+    {
+        using var connection = Open();
+        using var query = Command(connection,
+            "SELECT sequence, type, run_id, created_at, data FROM thread_events WHERE thread_id = $thread AND sequence > $after ORDER BY sequence LIMIT $limit", null,
+            ("$thread", Text(threadId)), ("$after", afterSequence), ("$limit", limit));
+        using var r = query.ExecuteReader();
+        var events = new List<ThreadEvent>();
+        while (r.Read())
+            events.Add(new ThreadEvent(threadId, r.GetInt64(0), r.GetString(1), ReadNullableGuid(r, 2), ReadTime(r, 3), r.GetString(4)));
+        return Task.FromResult<IReadOnlyList<ThreadEvent>>(events);
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<ThreadMessage>> ListMessagesAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<ThreadMessage>>(QueryMessages($"""
+            SELECT {MessageColumns} FROM messages m JOIN threads t ON t.id = m.thread_id
+            WHERE m.thread_id = $thread AND m.sequence > $after ORDER BY m.sequence LIMIT $limit
+            """, ("$thread", Text(threadId)), ("$after", afterSequence), ("$limit", limit)));
+
+    /// <inheritdoc />
+    public Task<ThreadMessage?> GetMessageAsync(Guid id, CancellationToken cancellationToken = default) =>
+        Task.FromResult(QueryMessages($"SELECT {MessageColumns} FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.id = $id",
+            ("$id", Text(id))).FirstOrDefault());
+
+    private List<ThreadMessage> QueryMessages(string sql, params (string, object?)[] parameters)
+    {
+        using var connection = Open();
+        using var query = Command(connection, sql, null, parameters);
+        using var r = query.ExecuteReader();
+        var messages = new List<ThreadMessage>();
+        while (r.Read())
+            messages.Add(new ThreadMessage
+            {
+                Id = ReadGuid(r, 0),
+                ThreadId = ReadGuid(r, 1),
+                OrganizationId = ReadGuid(r, 2),
+                Direction = Enum.Parse<MessageDirection>(r.GetString(3)),
+                MessageBody = r.GetString(4),
+                Status = Enum.Parse<MessageStatus>(r.GetString(5)),
+                RunId = ReadNullableGuid(r, 6),
+                QuickReplies = r.IsDBNull(7) ? [] : JsonSerializer.Deserialize(r.GetString(7), CoreJsonContext.Default.ListString)!,
+                Sequence = r.GetInt64(8),
+                CreatedAt = ReadTime(r, 9),
+            });
+        return messages;
+    }
+
+    /// <inheritdoc />
+    public Task<Run?> GetRunAsync(Guid id, CancellationToken cancellationToken = default) =>
+        Task.FromResult(QueryRuns($"SELECT {RunColumns} FROM runs WHERE id = $id", ("$id", Text(id))).FirstOrDefault());
+
+    /// <inheritdoc />
+    public Task<Run?> GetNextPendingRunAsync(Guid threadId, CancellationToken cancellationToken = default) =>
+        Task.FromResult(QueryRuns($"SELECT {RunColumns} FROM runs WHERE thread_id = $thread AND status = 'pending' ORDER BY rowid LIMIT 1",
+            ("$thread", Text(threadId))).FirstOrDefault());
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<Run>> ListUnfinishedRunsAsync(CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<Run>>(QueryRuns($"SELECT {RunColumns} FROM runs WHERE status IN ('pending', 'running') ORDER BY rowid"));
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<Guid>> ListExpiredThreadsAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default)
+    {
+        using var connection = Open();
+        using var query = Command(connection, "SELECT id FROM threads WHERE is_active = 1 AND window_expires_at < $now ORDER BY window_expires_at LIMIT $limit", null,
+            ("$now", Text(now)), ("$limit", limit));
+        using var r = query.ExecuteReader();
+        var ids = new List<Guid>();
+        while (r.Read()) ids.Add(ReadGuid(r, 0));
+        return Task.FromResult<IReadOnlyList<Guid>>(ids);
+    }
+
+    private List<Run> QueryRuns(string sql, params (string, object?)[] parameters)
+    {
+        using var connection = Open();
+        using var query = Command(connection, sql, null, parameters);
+        using var r = query.ExecuteReader();
+        var runs = new List<Run>();
+        while (r.Read())
+            runs.Add(new Run(ReadGuid(r, 0), ReadGuid(r, 1), ReadGuid(r, 2), ReadGuid(r, 3), ReadNullableGuid(r, 4), Enum.Parse<RunStatus>(r.GetString(5)),
+                ReadTime(r, 6), ReadNullableTime(r, 7), ReadNullableTime(r, 8), ReadNullableString(r, 9)));
+        return runs;
+    }
+
+    private static void WriteChildren(SqliteConnection connection, SqliteTransaction tx, ThreadChange change)
+    {
+        foreach (var m in change.Messages)
+        {
+            using var insert = Command(connection, """
+                INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at)
+                VALUES ($id, $thread, $direction, $body, $status, $run, $replies, $sequence, $created)
+                """, tx,
+                ("$id", Text(m.Id)), ("$thread", Text(m.ThreadId)), ("$direction", m.Direction.ToString()), ("$body", m.MessageBody),
+                ("$status", m.Status.ToString()), ("$run", Text(m.RunId)),
+                ("$replies", m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Default.ListString)),
+                ("$sequence", m.Sequence), ("$created", Text(m.CreatedAt)));
+            insert.ExecuteNonQuery();
+        }
+        foreach (var run in change.Runs)
+        {
+            using var upsert = Command(connection, $"""
+                INSERT INTO runs ({RunColumns}) VALUES ($id, $thread, $org, $version, $input, $status, $created, $started, $ended, $error)
+                ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, error = excluded.error
+                """, tx,
+                ("$id", Text(run.Id)), ("$thread", Text(run.ThreadId)), ("$org", Text(run.OrganizationId)), ("$version", Text(run.AgentVersionId)),
+                ("$input", Text(run.InputMessageId)), ("$status", run.Status.ToString()), ("$created", Text(run.CreatedAt)),
+                ("$started", Text(run.StartedAt)), ("$ended", Text(run.EndedAt)), ("$error", run.Error));
+            upsert.ExecuteNonQuery();
+        }
+        using var insertEvent = Command(connection,
+            "INSERT INTO thread_events (thread_id, sequence, type, run_id, created_at, data) VALUES ($thread, $sequence, $type, $run, $created, $data)", tx,
+            ("$thread", null), ("$sequence", null), ("$type", null), ("$run", null), ("$created", null), ("$data", null));
+        foreach (var e in change.Events)
+        {
+            insertEvent.Parameters["$thread"].Value = Text(e.ThreadId);
+            insertEvent.Parameters["$sequence"].Value = e.Sequence;
+            insertEvent.Parameters["$type"].Value = e.Type;
+            insertEvent.Parameters["$run"].Value = (object?)Text(e.RunId) ?? DBNull.Value;
+            insertEvent.Parameters["$created"].Value = Text(e.CreatedAt);
+            insertEvent.Parameters["$data"].Value = e.Data;
+            insertEvent.ExecuteNonQuery();
+        }
+    }
+
+    private static (string, object?)[] ThreadParameters(ChatThread t) =>
+    [
+        ("$id", Text(t.Id)), ("$org", Text(t.OrganizationId)), ("$agent", Text(t.AgentId)), ("$version", Text(t.AgentVersionId)),
+        ("$channel", t.Channel),
+        ("$metadata", JsonSerializer.Serialize(t.Metadata, CoreJsonContext.Default.IReadOnlyDictionaryStringString)),
+        ("$variables", JsonSerializer.Serialize(t.Variables, CoreJsonContext.Default.IReadOnlyDictionaryStringString)),
+        ("$state", JsonSerializer.Serialize(t.State, CoreJsonContext.Default.ChatThreadState)),
+        ("$active", t.IsActive ? 1 : 0), ("$created", Text(t.CreatedAt)), ("$updated", Text(t.UpdatedAt)), ("$closed", Text(t.ClosedAt)),
+        ("$reason", t.ClosedReason), ("$expires", Text(t.WindowExpiresAt)), ("$sequence", t.LastSequence),
+    ];
+
+    private static ChatThread? ReadThread(SqliteConnection connection, Guid id, SqliteTransaction? tx)
+    {
+        using var query = Command(connection, $"SELECT {ThreadColumns} FROM threads WHERE id = $id", tx, ("$id", Text(id)));
+        using var r = query.ExecuteReader();
+        if (!r.Read()) return null;
+        return new ChatThread
+        {
+            Id = ReadGuid(r, 0),
+            OrganizationId = ReadGuid(r, 1),
+            AgentId = ReadGuid(r, 2),
+            AgentVersionId = ReadGuid(r, 3),
+            Channel = r.GetString(4),
+            Metadata = JsonSerializer.Deserialize(r.GetString(5), CoreJsonContext.Default.DictionaryStringString)!,
+            Variables = JsonSerializer.Deserialize(r.GetString(6), CoreJsonContext.Default.DictionaryStringString)!,
+            State = JsonSerializer.Deserialize(r.GetString(7), CoreJsonContext.Default.ChatThreadState)!,
+            IsActive = r.GetInt64(8) == 1,
+            CreatedAt = ReadTime(r, 9),
+            UpdatedAt = ReadTime(r, 10),
+            ClosedAt = ReadNullableTime(r, 11),
+            ClosedReason = ReadNullableString(r, 12),
+            WindowExpiresAt = ReadTime(r, 13),
+            LastSequence = r.GetInt64(14),
+        };
+    }
+}

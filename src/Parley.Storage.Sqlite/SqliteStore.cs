@@ -1,0 +1,98 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+using Parley.Core.Events;
+
+namespace Parley.Storage.Sqlite;
+
+/// <summary>
+/// Parley's embedded store on one SQLite file in WAL mode. Reads use pooled connections in parallel; writes are
+/// serialized by one in-process lock (SQLite has a single writer anyway) so each write is one short
+/// <c>BEGIN IMMEDIATE</c> transaction, and the events it appended are published to the bus in commit order.
+/// </summary>
+public sealed partial class SqliteStore : IDisposable
+{
+    private readonly string _connectionString;
+    private readonly IThreadEventBus _bus;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+
+    /// <summary>Opens (creating and migrating when needed) the database named by <paramref name="options"/>.</summary>
+    /// <exception cref="ArgumentException">The connection string is invalid.</exception>
+    /// <exception cref="SqliteException">The file cannot be opened or created.</exception>
+    public SqliteStore(IOptions<SqliteStoreOptions> options, IThreadEventBus bus, TimeProvider time)
+    {
+        var builder = new SqliteConnectionStringBuilder(options.Value.ConnectionString) { Pooling = true };
+        if (builder.Mode is SqliteOpenMode.ReadWriteCreate && !string.IsNullOrEmpty(builder.DataSource) && builder.DataSource != ":memory:")
+        {
+            var folder = Path.GetDirectoryName(Path.GetFullPath(builder.DataSource));
+            if (!string.IsNullOrEmpty(folder)) Directory.CreateDirectory(folder);
+        }
+        _connectionString = builder.ToString();
+        DataSource = builder.DataSource;
+        _bus = bus;
+        _time = time;
+        using var connection = Open();
+        SqliteSchema.Migrate(connection);
+    }
+
+    /// <summary>The database file path as configured.</summary>
+    public string DataSource { get; }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _writeLock.Dispose();
+        SqliteConnection.ClearAllPools();
+    }
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, (T Result, IReadOnlyList<ThreadEvent> Events)> write, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            using var connection = Open();
+            using var tx = connection.BeginTransaction(deferred: false);
+            var (result, events) = write(connection, tx);
+            tx.Commit();
+            _bus.Publish(events);
+            return result;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, string sql, SqliteTransaction? tx = null, params (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = tx;
+        foreach (var (name, value) in parameters)
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return command;
+    }
+
+    private static string Text(Guid id) => id.ToString("D");
+    private static string? Text(Guid? id) => id?.ToString("D");
+    private static string Text(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+    private static string? Text(DateTimeOffset? time) => time is { } t ? Text(t) : null;
+
+    private static Guid ReadGuid(SqliteDataReader r, int i) => Guid.Parse(r.GetString(i));
+    private static Guid? ReadNullableGuid(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : Guid.Parse(r.GetString(i));
+    private static DateTimeOffset ReadTime(SqliteDataReader r, int i) =>
+        DateTimeOffset.Parse(r.GetString(i), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+    private static DateTimeOffset? ReadNullableTime(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : ReadTime(r, i);
+    private static string? ReadNullableString(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+}
