@@ -87,7 +87,7 @@ public sealed partial class ParleyStartup(
         foreach (var agent in LoadedAgents)
             lines.Add(agent.Agent is { } a
                 ? $"      {a.Id}  {a.Name} ({agent.Version!.Definition.Mode}, version {agent.Version.Version})"
-                : $"      (skipped) {Path.GetFileName(agent.File)}: {agent.Error}");
+                : $"      (skipped) {agent.Error}");
         lines.Add("");
         lines.Add("  Try it:");
         lines.Add($"    curl -s -X POST {url}/api/v1/threads/web -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\");

@@ -14,7 +14,7 @@ namespace Parley.Server.Streaming;
 /// so a client that reconnects with <c>Last-Event-ID</c> continues exactly after the last event it saw. Events are
 /// formatted by <see cref="SseFormatter"/>; idle streams get <c>: ping</c> comments. Writes are buffered and flushed
 /// whenever nothing more is ready, so a replay goes out in large writes and a live event goes out at once.
-/// A closed thread's stream ends after its last event; reconnecting to it once nothing is left answers
+/// The stream ends when the thread closes (after the closing run's last event); reconnecting once nothing is left answers
 /// 204 No Content, which tells an <c>EventSource</c> to stop reconnecting.
 /// </summary>
 public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, ThreadStreamMode mode) : IResult
@@ -25,7 +25,11 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var services = httpContext.RequestServices;
-        var cancellationToken = httpContext.RequestAborted;
+        // End streams as soon as the server begins to stop, rather than holding shutdown open: clients reconnect with
+        // Last-Event-ID (to this node when it is back, or to another) and lose nothing.
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(
+            httpContext.RequestAborted, services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+        var cancellationToken = ending.Token;
         var store = services.GetRequiredService<IThreadStore>();
 
         IAsyncEnumerable<ThreadStreamItem> source;
@@ -61,7 +65,7 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // The client went away: nothing to finish.
+            // The client went away or the server is stopping: nothing to finish.
         }
         catch (IOException) when (cancellationToken.IsCancellationRequested)
         {
@@ -75,6 +79,7 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
     private async IAsyncEnumerable<SseItem<ThreadEvent>> ProjectAsync(
         IAsyncEnumerable<ThreadStreamItem> source, Stream output, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        Guid? closingRun = null;
         await foreach (var item in source.WithCancellation(cancellationToken))
         {
             switch (item.Kind)
@@ -90,7 +95,17 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
                     var e = item.Event!;
                     if (Project(e) is { } eventType)
                         yield return new SseItem<ThreadEvent>(e, eventType) { EventId = e.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-                    if (e.Type == ThreadEventTypes.ThreadClosed) yield break;
+                    // The stream ends with the thread: at thread.closed, or when a run closed it, at that run's end.
+                    if (e.Type == ThreadEventTypes.ThreadClosed)
+                    {
+                        if (e.RunId is null) yield break;
+                        closingRun = e.RunId;
+                    }
+                    else if (closingRun is { } run && e.RunId == run &&
+                             e.Type is ThreadEventTypes.RunCompleted or ThreadEventTypes.RunFailed or ThreadEventTypes.RunCancelled)
+                    {
+                        yield break;
+                    }
                     break;
             }
         }
