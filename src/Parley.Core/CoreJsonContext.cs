@@ -7,7 +7,7 @@ using Parley.Core.Threads;
 namespace Parley.Core;
 
 /// <summary>Source-generated JSON for event payloads and persisted state: camelCase, enums as their names.</summary>
-[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true, Converters = [typeof(UtcTimestampJsonConverter)])]
 [JsonSerializable(typeof(ThreadMessage))]
 [JsonSerializable(typeof(Run))]
 [JsonSerializable(typeof(ChatThreadState))]
@@ -22,4 +22,16 @@ namespace Parley.Core;
 [JsonSerializable(typeof(IReadOnlyDictionary<string, string>))]
 [JsonSerializable(typeof(List<string>))]
 [JsonSerializable(typeof(string))]
-public sealed partial class CoreJsonContext : JsonSerializerContext;
+public sealed partial class CoreJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// The context used for payloads: as <see cref="JsonSerializerContext"/>'s default, but without escaping of
+    /// HTML-sensitive characters (an apostrophe stays <c>'</c>, not <c>\u0027</c>). Safe: payloads are JSON bodies and
+    /// SSE data, never inlined into HTML.
+    /// </summary>
+    public static CoreJsonContext Payloads { get; } = new(new JsonSerializerOptions(JsonSerializerDefaults.Web)
+    {
+        Converters = { new JsonStringEnumConverter(), new UtcTimestampJsonConverter() },
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

@@ -95,7 +95,7 @@ public sealed partial class SqliteStore : IThreadStore
                 MessageBody = r.GetString(4),
                 Status = Enum.Parse<MessageStatus>(r.GetString(5)),
                 RunId = ReadNullableGuid(r, 6),
-                QuickReplies = r.IsDBNull(7) ? [] : JsonSerializer.Deserialize(r.GetString(7), CoreJsonContext.Default.ListString)!,
+                QuickReplies = r.IsDBNull(7) ? [] : JsonSerializer.Deserialize(r.GetString(7), CoreJsonContext.Payloads.ListString)!,
                 Sequence = r.GetInt64(8),
                 CreatedAt = ReadTime(r, 9),
             });
@@ -149,7 +149,7 @@ public sealed partial class SqliteStore : IThreadStore
                 """, tx,
                 ("$id", Text(m.Id)), ("$thread", Text(m.ThreadId)), ("$direction", m.Direction.ToString()), ("$body", m.MessageBody),
                 ("$status", m.Status.ToString()), ("$run", Text(m.RunId)),
-                ("$replies", m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Default.ListString)),
+                ("$replies", m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Payloads.ListString)),
                 ("$sequence", m.Sequence), ("$created", Text(m.CreatedAt)));
             insert.ExecuteNonQuery();
         }
@@ -183,9 +183,9 @@ public sealed partial class SqliteStore : IThreadStore
     [
         ("$id", Text(t.Id)), ("$org", Text(t.OrganizationId)), ("$agent", Text(t.AgentId)), ("$version", Text(t.AgentVersionId)),
         ("$channel", t.Channel),
-        ("$metadata", JsonSerializer.Serialize(t.Metadata, CoreJsonContext.Default.IReadOnlyDictionaryStringString)),
-        ("$variables", JsonSerializer.Serialize(t.Variables, CoreJsonContext.Default.IReadOnlyDictionaryStringString)),
-        ("$state", JsonSerializer.Serialize(t.State, CoreJsonContext.Default.ChatThreadState)),
+        ("$metadata", JsonSerializer.Serialize(t.Metadata, CoreJsonContext.Payloads.IReadOnlyDictionaryStringString)),
+        ("$variables", JsonSerializer.Serialize(t.Variables, CoreJsonContext.Payloads.IReadOnlyDictionaryStringString)),
+        ("$state", JsonSerializer.Serialize(t.State, CoreJsonContext.Payloads.ChatThreadState)),
         ("$active", t.IsActive ? 1 : 0), ("$created", Text(t.CreatedAt)), ("$updated", Text(t.UpdatedAt)), ("$closed", Text(t.ClosedAt)),
         ("$reason", t.ClosedReason), ("$expires", Text(t.WindowExpiresAt)), ("$sequence", t.LastSequence),
     ];
@@ -202,9 +202,9 @@ public sealed partial class SqliteStore : IThreadStore
             AgentId = ReadGuid(r, 2),
             AgentVersionId = ReadGuid(r, 3),
             Channel = r.GetString(4),
-            Metadata = JsonSerializer.Deserialize(r.GetString(5), CoreJsonContext.Default.DictionaryStringString)!,
-            Variables = JsonSerializer.Deserialize(r.GetString(6), CoreJsonContext.Default.DictionaryStringString)!,
-            State = JsonSerializer.Deserialize(r.GetString(7), CoreJsonContext.Default.ChatThreadState)!,
+            Metadata = JsonSerializer.Deserialize(r.GetString(5), CoreJsonContext.Payloads.DictionaryStringString)!,
+            Variables = JsonSerializer.Deserialize(r.GetString(6), CoreJsonContext.Payloads.DictionaryStringString)!,
+            State = JsonSerializer.Deserialize(r.GetString(7), CoreJsonContext.Payloads.ChatThreadState)!,
             IsActive = r.GetInt64(8) == 1,
             CreatedAt = ReadTime(r, 9),
             UpdatedAt = ReadTime(r, 10),

@@ -188,10 +188,10 @@ public sealed partial class RunEngine(
                 change.Close(c.Reason, run.Id);
                 break;
             case ToolCallUpdate call:
-                change.Append(ThreadEventTypes.ToolCall, run.Id, new ToolCallData(call.CallId, call.Name, ParseJson(call.ArgumentsJson)), CoreJsonContext.Default.ToolCallData);
+                change.Append(ThreadEventTypes.ToolCall, run.Id, new ToolCallData(call.CallId, call.Name, ParseJson(call.ArgumentsJson)), CoreJsonContext.Payloads.ToolCallData);
                 break;
             case ToolResultUpdate result:
-                change.Append(ThreadEventTypes.ToolResult, run.Id, new ToolResultData(result.CallId, result.Name, ParseJson(result.ResultJson), result.IsError), CoreJsonContext.Default.ToolResultData);
+                change.Append(ThreadEventTypes.ToolResult, run.Id, new ToolResultData(result.CallId, result.Name, ParseJson(result.ResultJson), result.IsError), CoreJsonContext.Payloads.ToolResultData);
                 break;
             default:
                 throw new InvalidOperationException($"Unknown agent update {update.GetType().Name}.");
@@ -202,7 +202,7 @@ public sealed partial class RunEngine(
     private static JsonElement ParseJson(string json)
     {
         try { return JsonDocument.Parse(json).RootElement.Clone(); }
-        catch (JsonException) { return JsonSerializer.SerializeToElement(json, CoreJsonContext.Default.String); }
+        catch (JsonException) { return JsonSerializer.SerializeToElement(json, CoreJsonContext.Payloads.String); }
     }
 
     private static partial class Log

@@ -65,7 +65,7 @@ public sealed class ThreadChange
     public ThreadMessage AddMessage(ThreadMessage message)
     {
         var stored = message with { Sequence = Original.LastSequence + _events.Count + 1 };
-        Append(ThreadEventTypes.MessageCreated, stored.RunId, stored, CoreJsonContext.Default.ThreadMessage);
+        Append(ThreadEventTypes.MessageCreated, stored.RunId, stored, CoreJsonContext.Payloads.ThreadMessage);
         _messages.Add(stored);
         return stored;
     }
@@ -75,7 +75,7 @@ public sealed class ThreadChange
     {
         _runs.RemoveAll(r => r.Id == run.Id);
         _runs.Add(run);
-        Append(eventType, run.Id, run, CoreJsonContext.Default.Run);
+        Append(eventType, run.Id, run, CoreJsonContext.Payloads.Run);
         return run;
     }
 
@@ -83,7 +83,7 @@ public sealed class ThreadChange
     public void UpdateState(ChatThreadState? state = null, IReadOnlyDictionary<string, string>? variables = null, Guid? runId = null)
     {
         Thread = Thread with { State = state ?? Thread.State, Variables = variables ?? Thread.Variables };
-        Append(ThreadEventTypes.StateUpdated, runId, new StateUpdatedData(Thread.State, Thread.Variables), CoreJsonContext.Default.StateUpdatedData);
+        Append(ThreadEventTypes.StateUpdated, runId, new StateUpdatedData(Thread.State, Thread.Variables), CoreJsonContext.Payloads.StateUpdatedData);
     }
 
     /// <summary>Closes the thread with <paramref name="reason"/> and appends <c>thread.closed</c>. Does nothing when it is already closed.</summary>
@@ -91,7 +91,7 @@ public sealed class ThreadChange
     {
         if (!Thread.IsActive) return;
         Thread = Thread with { IsActive = false, ClosedAt = Now, ClosedReason = reason };
-        Append(ThreadEventTypes.ThreadClosed, runId, new ThreadClosedData(Now, reason), CoreJsonContext.Default.ThreadClosedData);
+        Append(ThreadEventTypes.ThreadClosed, runId, new ThreadClosedData(Now, reason), CoreJsonContext.Payloads.ThreadClosedData);
     }
 }
 

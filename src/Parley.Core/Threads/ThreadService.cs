@@ -52,7 +52,7 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, RunE
         };
         var change = new ThreadChange(thread, now);
         change.Append(ThreadEventTypes.ThreadCreated, null,
-            new ThreadCreatedData(thread.Id, agent.Id, version.Id, thread.Metadata, thread.Variables), CoreJsonContext.Default.ThreadCreatedData);
+            new ThreadCreatedData(thread.Id, agent.Id, version.Id, thread.Metadata, thread.Variables), CoreJsonContext.Payloads.ThreadCreatedData);
         await threads.CreateThreadAsync(change, cancellationToken);
         return (change.Thread, agent, version);
     }

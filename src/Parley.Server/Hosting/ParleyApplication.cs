@@ -39,7 +39,12 @@ public static class ParleyApplication
         services.AddOptions<DemoOptions>().BindConfiguration("Parley:Demo");
         services.AddOptions<AgentFileOptions>().BindConfiguration("Parley:Agents");
         services.AddApiKeyAuthentication();
-        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, WebChatJsonContext.Default));
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, WebChatJsonContext.Default);
+            // Bodies are JSON, never inlined into HTML: keep apostrophes and the like readable.
+            o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+        });
         services.AddProblemDetails();
         services.AddExceptionHandler<ParleyExceptionHandler>();
         services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>

@@ -92,7 +92,7 @@ public sealed record AgentList(IReadOnlyList<AgentSummary> Agents);
 public sealed record AgentSummary(string Id, string Name, string? Description, AgentType AgentType, WebAgentVersionDetails CurrentVersion);
 
 /// <summary>Source-generated JSON for the web chat dialect: camelCase, enums by name, nulls written.</summary>
-[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true, Converters = [typeof(Parley.Core.UtcTimestampJsonConverter)])]
 [JsonSerializable(typeof(WebChatError))]
 [JsonSerializable(typeof(CreateWebThreadRequest))]
 [JsonSerializable(typeof(WebThreadResponse))]
