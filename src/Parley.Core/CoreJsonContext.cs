@@ -10,6 +10,7 @@ namespace Parley.Core;
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true, Converters = [typeof(UtcTimestampJsonConverter)])]
 [JsonSerializable(typeof(ThreadMessage))]
 [JsonSerializable(typeof(Run))]
+[JsonSerializable(typeof(Parley.Core.Models.TokenUsage))]
 [JsonSerializable(typeof(ChatThreadState))]
 [JsonSerializable(typeof(FlowState))]
 [JsonSerializable(typeof(StateUpdatedData))]

@@ -1,7 +1,11 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Parley.Core.Agents;
+using Microsoft.Extensions.Configuration;
 using Parley.Core.Agents.Flow;
+using Parley.Core.Agents.Prompt;
+using Parley.Core.Agents.Tools;
+using Parley.Core.Models;
 using Parley.Core.Events;
 using Parley.Core.Runs;
 using Parley.Core.Threads;
@@ -31,8 +35,23 @@ public static class ParleyCoreServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<RunEngine>());
         services.AddHostedService<WindowExpirySweeper>();
         services.AddHttpClient(FlowRunner.WebhookClientName);
+        services.AddHttpClient(ToolInvoker.WebhookClientName);
         services.TryAddSingleton<FlowRunner>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IAgentExecutor, FlowAgentExecutor>());
+
+        services.AddOptions<ModelCatalogOptions>().Configure<IConfiguration>((options, configuration) =>
+        {
+            configuration.GetSection("Parley:Models").Bind(options.Models);
+            // An OpenAI key in the environment is enough to get a model named "openai" (docs/models.md).
+            if (!options.Models.ContainsKey("openai") && !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OPENAI_API_KEY")))
+                options.Models["openai"] = new ModelOptions { Provider = "openai", Model = "gpt-4o-mini", ApiKeyEnvironmentVariable = "OPENAI_API_KEY" };
+        }).Validate(o => o.Models.Values.All(m => m.TimeoutSeconds > 0 && m.MaxRetries >= 0 && m.ContextTokens > 0),
+            "Parley:Models: TimeoutSeconds and ContextTokens must be positive and MaxRetries not negative.").ValidateOnStart();
+        services.TryAddSingleton<TokenCounter>();
+        services.TryAddSingleton<ModelCatalog>();
+        services.TryAddSingleton<ToolInvoker>();
+        services.TryAddSingleton<ModelTurnRunner>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IAgentExecutor, PromptAgentExecutor>());
         return services;
     }
 }

@@ -89,6 +89,13 @@ internal static class SqliteSchema
                 data TEXT NOT NULL,
                 PRIMARY KEY (thread_id, sequence)) WITHOUT ROWID;
             """),
+        (2, """
+            ALTER TABLE messages ADD COLUMN input_tokens INTEGER;
+            ALTER TABLE messages ADD COLUMN output_tokens INTEGER;
+            ALTER TABLE runs ADD COLUMN input_tokens INTEGER;
+            ALTER TABLE runs ADD COLUMN output_tokens INTEGER;
+            CREATE INDEX runs_by_organization ON runs(organization_id, created_at);
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

@@ -12,8 +12,8 @@ public sealed partial class SqliteStore : IThreadStore
 {
     private const string ThreadColumns =
         "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at, last_sequence";
-    private const string MessageColumns = "m.id, m.thread_id, t.organization_id, m.direction, m.body, m.status, m.run_id, m.quick_replies, m.sequence, m.created_at";
-    private const string RunColumns = "id, thread_id, organization_id, agent_version_id, input_message_id, status, created_at, started_at, ended_at, error";
+    private const string MessageColumns = "m.id, m.thread_id, t.organization_id, m.direction, m.body, m.status, m.run_id, m.quick_replies, m.sequence, m.created_at, m.input_tokens, m.output_tokens";
+    private const string RunColumns = "id, thread_id, organization_id, agent_version_id, input_message_id, status, created_at, started_at, ended_at, error, input_tokens, output_tokens";
 
     /// <inheritdoc />
     public Task CreateThreadAsync(ThreadChange change, CancellationToken cancellationToken = default) =>
@@ -98,6 +98,7 @@ public sealed partial class SqliteStore : IThreadStore
                 QuickReplies = r.IsDBNull(7) ? [] : JsonSerializer.Deserialize(r.GetString(7), CoreJsonContext.Payloads.ListString)!,
                 Sequence = r.GetInt64(8),
                 CreatedAt = ReadTime(r, 9),
+                Usage = ReadUsage(r, 10),
             });
         return messages;
     }
@@ -127,6 +128,22 @@ public sealed partial class SqliteStore : IThreadStore
         return Task.FromResult<IReadOnlyList<Guid>>(ids);
     }
 
+    /// <inheritdoc />
+    public Task<OrganizationUsage> GetOrganizationUsageAsync(Guid organizationId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default)
+    {
+        using var connection = Open();
+        using var query = Command(connection, """
+            SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) FROM runs
+            WHERE organization_id = $org AND created_at >= $from AND created_at < $to AND input_tokens IS NOT NULL
+            """, null, ("$org", Text(organizationId)), ("$from", Text(from)), ("$to", Text(to)));
+        using var r = query.ExecuteReader();
+        r.Read();
+        return Task.FromResult(new OrganizationUsage(r.GetInt64(0), new Core.Models.TokenUsage(r.GetInt64(1), r.GetInt64(2))));
+    }
+
+    private static Core.Models.TokenUsage? ReadUsage(SqliteDataReader r, int i) =>
+        r.IsDBNull(i) ? null : new Core.Models.TokenUsage(r.GetInt64(i), r.IsDBNull(i + 1) ? 0 : r.GetInt64(i + 1));
+
     private List<Run> QueryRuns(string sql, params (string, object?)[] parameters)
     {
         using var connection = Open();
@@ -135,7 +152,7 @@ public sealed partial class SqliteStore : IThreadStore
         var runs = new List<Run>();
         while (r.Read())
             runs.Add(new Run(ReadGuid(r, 0), ReadGuid(r, 1), ReadGuid(r, 2), ReadGuid(r, 3), ReadNullableGuid(r, 4), Enum.Parse<RunStatus>(r.GetString(5)),
-                ReadTime(r, 6), ReadNullableTime(r, 7), ReadNullableTime(r, 8), ReadNullableString(r, 9)));
+                ReadTime(r, 6), ReadNullableTime(r, 7), ReadNullableTime(r, 8), ReadNullableString(r, 9), ReadUsage(r, 10)));
         return runs;
     }
 
@@ -144,24 +161,26 @@ public sealed partial class SqliteStore : IThreadStore
         foreach (var m in change.Messages)
         {
             using var insert = Command(connection, """
-                INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at)
-                VALUES ($id, $thread, $direction, $body, $status, $run, $replies, $sequence, $created)
+                INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at, input_tokens, output_tokens)
+                VALUES ($id, $thread, $direction, $body, $status, $run, $replies, $sequence, $created, $input, $output)
                 """, tx,
                 ("$id", Text(m.Id)), ("$thread", Text(m.ThreadId)), ("$direction", m.Direction.ToString()), ("$body", m.MessageBody),
                 ("$status", m.Status.ToString()), ("$run", Text(m.RunId)),
                 ("$replies", m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Payloads.ListString)),
-                ("$sequence", m.Sequence), ("$created", Text(m.CreatedAt)));
+                ("$sequence", m.Sequence), ("$created", Text(m.CreatedAt)), ("$input", m.Usage?.InputTokens), ("$output", m.Usage?.OutputTokens));
             insert.ExecuteNonQuery();
         }
         foreach (var run in change.Runs)
         {
             using var upsert = Command(connection, $"""
-                INSERT INTO runs ({RunColumns}) VALUES ($id, $thread, $org, $version, $input, $status, $created, $started, $ended, $error)
-                ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, error = excluded.error
+                INSERT INTO runs ({RunColumns}) VALUES ($id, $thread, $org, $version, $input, $status, $created, $started, $ended, $error, $inTokens, $outTokens)
+                ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, error = excluded.error,
+                    input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens
                 """, tx,
                 ("$id", Text(run.Id)), ("$thread", Text(run.ThreadId)), ("$org", Text(run.OrganizationId)), ("$version", Text(run.AgentVersionId)),
                 ("$input", Text(run.InputMessageId)), ("$status", run.Status.ToString()), ("$created", Text(run.CreatedAt)),
-                ("$started", Text(run.StartedAt)), ("$ended", Text(run.EndedAt)), ("$error", run.Error));
+                ("$started", Text(run.StartedAt)), ("$ended", Text(run.EndedAt)), ("$error", run.Error),
+                ("$inTokens", run.Usage?.InputTokens), ("$outTokens", run.Usage?.OutputTokens));
             upsert.ExecuteNonQuery();
         }
         using var insertEvent = Command(connection,

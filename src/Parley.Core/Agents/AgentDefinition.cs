@@ -46,6 +46,9 @@ public sealed record AgentDefinition
     /// <summary>Inactivity window in seconds (default 86,400 = 24 h). Every inbound message restarts it; when it runs out the thread is closed.</summary>
     public int WindowSeconds { get; init; } = 86_400;
 
+    /// <summary>Tools the model may call (PROMPT versions and FLOW <c>prompt</c> nodes).</summary>
+    public List<Tools.ToolDefinition>? Tools { get; init; }
+
     /// <summary>The conversation graph of a FLOW version.</summary>
     public FlowGraph? Flow { get; init; }
 

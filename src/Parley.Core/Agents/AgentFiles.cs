@@ -57,9 +57,38 @@ public static class AgentFiles
             case AgentMode.FLOW:
                 errors.AddRange(FlowGraphValidator.Validate(definition.Flow).Select(e => "flow." + e));
                 break;
-            case AgentMode.PROMPT when string.IsNullOrWhiteSpace(definition.Instructions):
-                errors.Add("instructions: required in PROMPT mode");
+            case AgentMode.PROMPT:
+                if (string.IsNullOrWhiteSpace(definition.Instructions)) errors.Add("instructions: required in PROMPT mode");
+                if (string.IsNullOrWhiteSpace(definition.Model)) errors.Add("model: required in PROMPT mode (the name of a model under Parley:Models)");
                 break;
+        }
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < (definition.Tools?.Count ?? 0); i++)
+        {
+            var tool = definition.Tools![i];
+            var path = $"tools.{i}";
+            if (!System.Text.RegularExpressions.Regex.IsMatch(tool.EffectiveName, "^[A-Za-z0-9_-]{1,64}$"))
+                errors.Add($"{path}.name: 1-64 letters, digits, '_' or '-'");
+            else if (!names.Add(tool.EffectiveName))
+                errors.Add($"{path}.name: '{tool.EffectiveName}' is used twice");
+            if (tool.Type == "webhook")
+            {
+                if (!Uri.TryCreate(tool.Url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                    errors.Add($"{path}.url: an absolute http(s) URL is required");
+                if (tool.Parameters is not { ValueKind: JsonValueKind.Object } schema)
+                    errors.Add($"{path}.parameters: a JSON Schema object is required");
+                else
+                {
+                    try { _ = NJsonSchema.JsonSchema.FromJsonAsync(schema.GetRawText()).GetAwaiter().GetResult(); }
+                    catch (Exception ex) when (ex is JsonException or Newtonsoft.Json.JsonException or InvalidOperationException or NotSupportedException)
+                    {
+                        errors.Add($"{path}.parameters: not a usable JSON Schema ({ex.Message})");
+                    }
+                }
+                if (tool.TimeoutMs is < 1 or > 120_000) errors.Add($"{path}.timeoutMs: must be from 1 to 120000");
+            }
+            else if (!Tools.BuiltInTools.IsBuiltIn(tool.Type))
+                errors.Add($"{path}.type: must be webhook, end_conversation, set_variable or hand_off");
         }
         return errors;
     }

@@ -6,10 +6,15 @@ namespace Parley.Core.Agents;
 /// </summary>
 public abstract record AgentUpdate;
 
-/// <summary>A complete outbound message.</summary>
+/// <summary>A complete outbound message. When <see cref="TextDeltaUpdate"/>s came before it, it completes that message.</summary>
 /// <param name="Text">The message text.</param>
 /// <param name="QuickReplies">Suggested answers (FLOW choices); empty when none.</param>
-public sealed record OutboundMessageUpdate(string Text, IReadOnlyList<string> QuickReplies) : AgentUpdate;
+/// <param name="Usage">Tokens the model calls that produced it used, or null when no model was involved.</param>
+public sealed record OutboundMessageUpdate(string Text, IReadOnlyList<string> QuickReplies, Models.TokenUsage? Usage = null) : AgentUpdate;
+
+/// <summary>A piece of the text of the outbound message being generated (a model's token delta).</summary>
+/// <param name="Delta">The new text.</param>
+public sealed record TextDeltaUpdate(string Delta) : AgentUpdate;
 
 /// <summary>Thread variables set or changed by the agent (only the changed ones).</summary>
 public sealed record VariablesUpdate(IReadOnlyDictionary<string, string> Values) : AgentUpdate;

@@ -28,6 +28,7 @@ public enum RunStatus
 /// <param name="StartedAt">When it started running (UTC), or null.</param>
 /// <param name="EndedAt">When it ended (UTC), or null.</param>
 /// <param name="Error">Why it failed, or null.</param>
+/// <param name="Usage">Tokens the run's model calls used (null when none were made).</param>
 public sealed record Run(
     Guid Id,
     Guid ThreadId,
@@ -38,7 +39,8 @@ public sealed record Run(
     DateTimeOffset CreatedAt,
     DateTimeOffset? StartedAt,
     DateTimeOffset? EndedAt,
-    string? Error)
+    string? Error,
+    Models.TokenUsage? Usage = null)
 {
     /// <summary>True for success, error, interrupted and cancelled.</summary>
     public bool IsFinished => Status is not (RunStatus.pending or RunStatus.running);

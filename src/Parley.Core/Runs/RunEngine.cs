@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Threading.Channels;
 using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -65,7 +66,7 @@ public sealed partial class RunEngine(
         foreach (var run in await threads.ListUnfinishedRunsAsync(stoppingToken))
         {
             if (run.Status == RunStatus.running)
-                await FailAsync(run, "The server stopped while the run was executing.", CancellationToken.None);
+                await FailAsync(run, "The server stopped while the run was executing.", null, CancellationToken.None);
             Schedule(run.ThreadId);
         }
     }
@@ -106,7 +107,6 @@ public sealed partial class RunEngine(
 
     private async Task ExecuteRunAsync(Run queued)
     {
-        var cancellationToken = _stopping;
         var started = await threads.UpdateThreadAsync(queued.ThreadId, change =>
         {
             var thread = change.Thread;
@@ -120,49 +120,143 @@ public sealed partial class RunEngine(
         }, CancellationToken.None);
         if (started is not { } s) return;
         var run = s.Run;
+        var progress = new RunProgress();
 
         Log.RunStarted(logger, run.Id, run.ThreadId);
+        using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        // Group commit: the executor queues updates; the writer commits everything queued since its last write in one
+        // transaction, so a fast model is not slowed to one write per token.
+        var updates = Channel.CreateBounded<AgentUpdate>(new BoundedChannelOptions(UpdateQueueCapacity) { SingleReader = true, SingleWriter = true });
+        var writer = WriteUpdatesAsync(updates.Reader, run, progress, runCancellation);
+        Exception? failure = null;
         try
         {
-            var version = await agents.GetAgentVersionAsync(run.AgentVersionId, cancellationToken)
+            var version = await agents.GetAgentVersionAsync(run.AgentVersionId, runCancellation.Token)
                 ?? throw new InvalidOperationException($"Agent version {run.AgentVersionId} does not exist.");
             if (!_executors.TryGetValue(version.Definition.Mode, out var executor))
                 throw new InvalidOperationException($"No executor for {version.Definition.Mode} agents is configured.");
-            var input = run.InputMessageId is { } inputId ? (await threads.GetMessageAsync(inputId, cancellationToken))?.MessageBody ?? "" : "";
+            var input = run.InputMessageId is { } inputId ? (await threads.GetMessageAsync(inputId, runCancellation.Token))?.MessageBody ?? "" : "";
             var context = new RunContext(s.Thread, version, run, input);
-
-            await foreach (var update in executor.ExecuteAsync(context, cancellationToken))
-                await threads.UpdateThreadAsync(run.ThreadId, change => Apply(change, run, update), CancellationToken.None);
-
-            await threads.UpdateThreadAsync(run.ThreadId, change =>
-                change.SaveRun(run with { Status = RunStatus.success, EndedAt = change.Now }, ThreadEventTypes.RunCompleted), CancellationToken.None);
-            Log.RunCompleted(logger, run.Id);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            await FailAsync(run, "The server stopped while the run was executing.", CancellationToken.None);
+            await foreach (var update in executor.ExecuteAsync(context, runCancellation.Token))
+                await updates.Writer.WriteAsync(update, runCancellation.Token);
         }
         catch (Exception ex)
         {
-            Log.RunFailed(logger, ex, run.Id);
-            await FailAsync(run, ex.Message, CancellationToken.None);
+            failure = ex;
+        }
+        updates.Writer.TryComplete();
+        try
+        {
+            await writer;
+        }
+        catch (Exception ex)
+        {
+            failure = ex; // a failed write explains the run's failure better than the cancellation it caused
+        }
+
+        if (failure is null)
+        {
+            await threads.UpdateThreadAsync(run.ThreadId, change =>
+                change.SaveRun(run with { Status = RunStatus.success, EndedAt = change.Now, Usage = progress.Usage }, ThreadEventTypes.RunCompleted), CancellationToken.None);
+            Log.RunCompleted(logger, run.Id);
+            return;
+        }
+        var error = failure is OperationCanceledException && _stopping.IsCancellationRequested
+            ? "The server stopped while the run was executing."
+            : Describe(failure);
+        Log.RunFailed(logger, failure, run.Id);
+        await FailAsync(run, error, progress, CancellationToken.None);
+    }
+
+    /// <summary>Queued updates per run before the executor waits for the writer.</summary>
+    public const int UpdateQueueCapacity = 4096;
+
+    /// <summary>Updates committed in one transaction at most.</summary>
+    public const int MaxUpdatesPerWrite = 1024;
+
+    private async Task WriteUpdatesAsync(ChannelReader<AgentUpdate> reader, Run run, RunProgress progress, CancellationTokenSource runCancellation)
+    {
+        await Task.Yield();
+        var batch = new List<AgentUpdate>(64);
+        try
+        {
+            while (await reader.WaitToReadAsync(CancellationToken.None))
+            {
+                while (batch.Count < MaxUpdatesPerWrite && reader.TryRead(out var update)) batch.Add(update);
+                await threads.UpdateThreadAsync(run.ThreadId, change =>
+                {
+                    foreach (var update in batch) Apply(change, run, update, progress);
+                    return true;
+                }, CancellationToken.None);
+                batch.Clear();
+            }
+        }
+        catch
+        {
+            await runCancellation.CancelAsync(); // stop the executor: its updates could not be stored
+            throw;
         }
     }
 
-    private Task FailAsync(Run run, string error, CancellationToken cancellationToken) =>
+    private Task FailAsync(Run run, string error, RunProgress? progress, CancellationToken cancellationToken) =>
         threads.UpdateThreadAsync(run.ThreadId, change =>
-            change.SaveRun(run with { Status = RunStatus.error, EndedAt = change.Now, Error = error }, ThreadEventTypes.RunFailed), cancellationToken);
+        {
+            // The reply the run owed is marked failed, with whatever text had streamed, so clients can show it.
+            change.AddMessage(new ThreadMessage
+            {
+                Id = progress?.PendingMessageId ?? Guid.CreateVersion7(change.Now),
+                ThreadId = run.ThreadId,
+                OrganizationId = run.OrganizationId,
+                Direction = MessageDirection.OUTBOUND,
+                MessageBody = progress?.PendingText.ToString() ?? "",
+                Status = MessageStatus.FAILED,
+                RunId = run.Id,
+                CreatedAt = change.Now,
+            });
+            return change.SaveRun(run with { Status = RunStatus.error, EndedAt = change.Now, Error = error, Usage = progress?.Usage }, ThreadEventTypes.RunFailed);
+        }, cancellationToken);
+
+    private static string Describe(Exception exception) => exception switch
+    {
+        System.ClientModel.ClientResultException { Status: > 0 } e => $"The model provider answered HTTP {e.Status}: {FirstLine(e.Message)}",
+        HttpRequestException { StatusCode: { } status } e => $"The model provider answered HTTP {(int)status}: {FirstLine(e.Message)}",
+        HttpRequestException e => $"The model provider could not be reached: {FirstLine(e.Message)}",
+        TimeoutException e => $"The model timed out: {e.Message}",
+        JsonException or FormatException or InvalidDataException => $"The model provider sent a malformed response: {FirstLine(exception.Message)}",
+        _ => FirstLine(exception.Message),
+    };
+
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
+
+    /// <summary>What a run has produced so far, carried across group-commit batches.</summary>
+    internal sealed class RunProgress
+    {
+        /// <summary>Id of the outbound message whose deltas are streaming, or null.</summary>
+        public Guid? PendingMessageId { get; set; }
+
+        /// <summary>Its text so far.</summary>
+        public System.Text.StringBuilder PendingText { get; } = new();
+
+        /// <summary>Tokens used so far, or null when no model was called.</summary>
+        public Models.TokenUsage? Usage { get; set; }
+    }
 
     /// <summary>Turns one executor update into changes of the thread.</summary>
-    internal static bool Apply(ThreadChange change, Run run, AgentUpdate update)
+    internal static bool Apply(ThreadChange change, Run run, AgentUpdate update, RunProgress progress)
     {
         var thread = change.Thread;
         switch (update)
         {
+            case TextDeltaUpdate d:
+                progress.PendingMessageId ??= Guid.CreateVersion7(change.Now);
+                progress.PendingText.Append(d.Delta);
+                change.Append(ThreadEventTypes.MessageDelta, run.Id, new MessageDeltaData(progress.PendingMessageId.Value, d.Delta), CoreJsonContext.Payloads.MessageDeltaData);
+                break;
             case OutboundMessageUpdate m:
+                if (m.Usage is { } usage) progress.Usage = (progress.Usage ?? Models.TokenUsage.Zero) + usage;
                 change.AddMessage(new ThreadMessage
                 {
-                    Id = Guid.CreateVersion7(change.Now),
+                    Id = progress.PendingMessageId ?? Guid.CreateVersion7(change.Now),
                     ThreadId = thread.Id,
                     OrganizationId = thread.OrganizationId,
                     Direction = MessageDirection.OUTBOUND,
@@ -170,8 +264,11 @@ public sealed partial class RunEngine(
                     Status = MessageStatus.SENT,
                     RunId = run.Id,
                     QuickReplies = m.QuickReplies,
+                    Usage = m.Usage,
                     CreatedAt = change.Now,
                 });
+                progress.PendingMessageId = null;
+                progress.PendingText.Clear();
                 break;
             case VariablesUpdate v:
                 var variables = new Dictionary<string, string>(thread.Variables);

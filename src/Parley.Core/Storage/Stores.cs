@@ -84,6 +84,14 @@ public interface IThreadStore
     /// <summary>Runs that are pending or running, on any thread (used at start to recover).</summary>
     Task<IReadOnlyList<Run>> ListUnfinishedRunsAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>Token usage of the organization's runs created in [<paramref name="from"/>, <paramref name="to"/>).</summary>
+    Task<OrganizationUsage> GetOrganizationUsageAsync(Guid organizationId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default);
+
     /// <summary>Ids of active threads whose window ran out before <paramref name="now"/>, at most <paramref name="limit"/>.</summary>
     Task<IReadOnlyList<Guid>> ListExpiredThreadsAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default);
 }
+
+/// <summary>An organization's model usage over a period.</summary>
+/// <param name="Runs">Runs that used a model.</param>
+/// <param name="Usage">Their tokens.</param>
+public sealed record OrganizationUsage(long Runs, Models.TokenUsage Usage);

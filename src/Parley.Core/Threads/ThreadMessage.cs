@@ -54,6 +54,9 @@ public sealed record ThreadMessage
     /// <summary>Suggested answers offered with an outbound message (FLOW choices); empty when none.</summary>
     public IReadOnlyList<string> QuickReplies { get; init; } = [];
 
+    /// <summary>Tokens used to produce an outbound message by a model (null otherwise).</summary>
+    public Models.TokenUsage? Usage { get; init; }
+
     /// <summary>Sequence number of the <c>message.created</c> event.</summary>
     public long Sequence { get; init; }
 

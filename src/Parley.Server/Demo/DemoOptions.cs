@@ -12,6 +12,12 @@ public sealed class DemoOptions
     /// </summary>
     public string? ApiKey { get; set; }
 
+    /// <summary>
+    /// The model of the demo PROMPT agent ("Assistant"). Default: the first configured model; with none configured
+    /// (and no OPENAI_API_KEY), the demo offers only its FLOW agents.
+    /// </summary>
+    public string? Model { get; set; }
+
     /// <summary>Print the URL, key and agent ids to standard output at start (default true).</summary>
     public bool PrintBanner { get; set; } = true;
 }

@@ -2,6 +2,8 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using Parley.Core.Agents;
+using Parley.Core.Agents.Tools;
+using Parley.Core.Models;
 using Parley.Core.Organizations;
 using Parley.Core.Storage;
 using Parley.Storage.Sqlite;
@@ -14,7 +16,9 @@ namespace Parley.Server.Demo;
 /// </summary>
 public sealed partial class ParleyStartup(
     IOrganizationStore organizations,
+    IAgentStore agentStore,
     AgentCatalog catalog,
+    ModelCatalog models,
     SqliteStore sqlite,
     IOptions<DemoOptions> demoOptions,
     IOptions<AgentFileOptions> agentOptions,
@@ -37,7 +41,10 @@ public sealed partial class ParleyStartup(
     {
         await organizations.EnsureOrganizationAsync(new Organization(DefaultOrganizationId, "Default organization", DateTimeOffset.UtcNow), cancellationToken);
         AgentsFolder = ResolveAgentsFolder();
-        LoadedAgents = await catalog.LoadFolderAsync(DefaultOrganizationId, AgentsFolder, cancellationToken);
+        var loaded = (await catalog.LoadFolderAsync(DefaultOrganizationId, AgentsFolder, cancellationToken)).ToList();
+        if (demoOptions.Value.Enabled && (demoOptions.Value.Model ?? models.Names.FirstOrDefault()) is { } model)
+            loaded.Add(await PublishDemoAssistantAsync(model, cancellationToken));
+        LoadedAgents = loaded;
         Log.AgentsLoaded(logger, LoadedAgents.Count(r => r.Error is null), AgentsFolder);
 
         if (!demoOptions.Value.Enabled) return;
@@ -45,6 +52,35 @@ public sealed partial class ParleyStartup(
         await organizations.AddApiKeyAsync(new ApiKey(Guid.CreateVersion7(), DefaultOrganizationId, "demo", ApiKeyHasher.Hash(key), DateTimeOffset.UtcNow, null), cancellationToken);
         if (demoOptions.Value.PrintBanner)
             lifetime.ApplicationStarted.Register(() => PrintBanner(key));
+    }
+
+    /// <summary>The demo PROMPT agent's id (offered when a model is configured).</summary>
+    public static readonly Guid DemoAssistantId = Guid.Parse("5b0e7d2c-4a1f-4c3e-9d8b-2f6a7c1e0d94");
+
+    private async Task<AgentFileResult> PublishDemoAssistantAsync(string model, CancellationToken cancellationToken)
+    {
+        var definition = new AgentDefinition
+        {
+            Id = DemoAssistantId,
+            Name = "Assistant",
+            Description = $"Demo PROMPT agent answering with the model '{model}'.",
+            Mode = AgentMode.PROMPT,
+            Model = model,
+            SmsMaxTokens = 512,
+            Instructions = """
+                You are the assistant in a website's chat window. Answer briefly and kindly, in plain text without markdown.
+                When the user tells you their name or email, remember it with set_variable. When they say goodbye, end the
+                conversation. When they ask for a person, hand off.
+                """,
+            Tools =
+            [
+                new ToolDefinition { Type = BuiltInTools.SetVariable },
+                new ToolDefinition { Type = BuiltInTools.EndConversation },
+                new ToolDefinition { Type = BuiltInTools.HandOff },
+            ],
+        };
+        var (agent, version, _) = await agentStore.PublishAsync(DefaultOrganizationId, DemoAssistantId, definition, AgentFiles.ContentHash(definition), cancellationToken);
+        return new AgentFileResult("(built in)", agent, version, false, null);
     }
 
     /// <inheritdoc />

@@ -73,6 +73,7 @@ public static class ParleyApplication
         app.MapGet("/", StartPage.Render).ExcludeFromDescription();
         app.MapWebChatThreads();
         app.MapWebChatAgents();
+        app.MapWebChatUsage();
         return app;
     }
 }

@@ -101,4 +101,5 @@ public sealed record AgentSummary(string Id, string Name, string? Description, A
 [JsonSerializable(typeof(MessagePage))]
 [JsonSerializable(typeof(CloseThreadRequest))]
 [JsonSerializable(typeof(AgentList))]
+[JsonSerializable(typeof(UsageReport))]
 public sealed partial class WebChatJsonContext : JsonSerializerContext;

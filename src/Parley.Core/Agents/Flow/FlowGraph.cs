@@ -24,6 +24,7 @@ public sealed record FlowGraph
 /// <item><c>branch</c>: <see cref="Cases"/>, <see cref="Default"/>.</item>
 /// <item><c>webhook</c>: <see cref="Url"/>, <see cref="Method"/>, <see cref="Headers"/>, <see cref="Body"/>, <see cref="TimeoutMs"/>, <see cref="Capture"/>, <see cref="Next"/>, <see cref="OnError"/>.</item>
 /// <item><c>set</c>: <see cref="Values"/>, <see cref="Next"/>.</item>
+/// <item><c>prompt</c>: <see cref="Prompt"/>, <see cref="Model"/>, <see cref="Next"/>: a model writes the reply (streamed, with the agent's tools).</item>
 /// <item><c>handoff</c>: <see cref="Text"/>, <see cref="Reason"/>.</item>
 /// <item><c>end</c>: <see cref="Text"/>, <see cref="Reason"/> (default <c>flow_completed</c>).</item>
 /// </list>
@@ -31,7 +32,7 @@ public sealed record FlowGraph
 /// </summary>
 public sealed record FlowNode
 {
-    /// <summary>say | ask | branch | webhook | set | handoff | end.</summary>
+    /// <summary>say | ask | branch | webhook | set | prompt | handoff | end.</summary>
     public string Type { get; init; } = "";
 
     /// <summary>The message the agent sends (templated).</summary>
@@ -84,6 +85,12 @@ public sealed record FlowNode
 
     /// <summary>set: variable name → value (templated).</summary>
     public Dictionary<string, string>? Values { get; init; }
+
+    /// <summary>prompt: the block prompt, the model's instructions for this reply (templated).</summary>
+    public string? Prompt { get; init; }
+
+    /// <summary>prompt: the configured model to use; default the agent version's <c>model</c>.</summary>
+    public string? Model { get; init; }
 
     /// <summary>handoff / end: the reason recorded (end: the thread's <c>closedReason</c>).</summary>
     public string? Reason { get; init; }

@@ -5,7 +5,7 @@ namespace Parley.Core.Agents.Flow;
 /// <summary>Checks a <see cref="FlowGraph"/> when its file is loaded, so a broken flow never reaches a conversation.</summary>
 public static class FlowGraphValidator
 {
-    private static readonly HashSet<string> NodeTypes = ["say", "ask", "branch", "webhook", "set", "handoff", "end"];
+    private static readonly HashSet<string> NodeTypes = ["say", "ask", "branch", "webhook", "set", "prompt", "handoff", "end"];
     private static readonly HashSet<string> ValidationKinds = ["text", "email", "phone", "number", "choice", "regex"];
 
     /// <summary>Returns one message per problem, each naming its path (<c>nodes.ask_email.next: unknown node 'foo'</c>); empty when valid.</summary>
@@ -72,6 +72,10 @@ public static class FlowGraphValidator
                         if (string.IsNullOrWhiteSpace(capturePath)) errors.Add($"{path}.capture.{name}: path required");
                     Reference("next", node.Next, required: true);
                     Reference("onError", node.OnError, required: false);
+                    break;
+                case "prompt":
+                    Require("prompt", node.Prompt);
+                    Reference("next", node.Next, required: false);
                     break;
                 case "set":
                     if (node.Values is null || node.Values.Count == 0) errors.Add($"{path}.values: at least one value is required");

@@ -107,6 +107,36 @@ public sealed class FlowRunner(IHttpClientFactory httpClientFactory)
                     nodeId = node.Next;
                     break;
 
+                case "prompt":
+                    if (turn.Generate is null)
+                        throw new FlowExecutionException($"Prompt node '{nodeId}' needs a model, and none is available.");
+                    var deferred = new List<AgentUpdate>();
+                    await foreach (var generated in turn.Generate(FlowTemplate.Render(node.Prompt ?? "", variables), node.Model, variables, cancellationToken))
+                    {
+                        switch (generated)
+                        {
+                            case VariablesUpdate set:
+                                foreach (var (name, value) in set.Values) variables[name] = value;
+                                yield return generated;
+                                break;
+                            case CloseThreadUpdate or HandOffUpdate:
+                                deferred.Add(generated);
+                                break;
+                            default:
+                                yield return generated;
+                                break;
+                        }
+                    }
+                    if (deferred.Count > 0)
+                    {
+                        // The model ended the conversation or handed it off: the flow stops here.
+                        yield return new FlowStateUpdate(new FlowState(nodeId, Awaiting: false, Retries: 0, Ended: true));
+                        foreach (var effect in deferred) yield return effect;
+                        yield break;
+                    }
+                    nodeId = node.Next;
+                    break;
+
                 case "handoff":
                     if (!string.IsNullOrEmpty(node.Text)) yield return new OutboundMessageUpdate(FlowTemplate.Render(node.Text, variables), []);
                     yield return new HandOffUpdate(node.Reason);

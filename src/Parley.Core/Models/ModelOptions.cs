@@ -1,0 +1,52 @@
+namespace Parley.Core.Models;
+
+/// <summary>
+/// One configured model, <c>Parley:Models:&lt;name&gt;</c>. An agent version names the model it uses (<c>model: name</c>).
+/// See docs/models.md.
+/// </summary>
+public sealed class ModelOptions
+{
+    /// <summary>
+    /// <c>openai</c>: any OpenAI-compatible chat completions endpoint (OpenAI, Azure OpenAI's v1 API, Ollama's
+    /// <c>/v1</c>, vLLM, llama.cpp server, LM Studio); <c>ollama</c>: Ollama's native API; <c>scripted</c>: a
+    /// built-in model that streams a fixed text, for load tests and demos without a model.
+    /// </summary>
+    public string Provider { get; set; } = "openai";
+
+    /// <summary>Base URL, e.g. <c>https://api.openai.com/v1</c> or <c>http://localhost:11434</c> (ollama). Default: the provider's public endpoint.</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>The provider's model id (<c>gpt-4o-mini</c>, <c>llama3.2</c>).</summary>
+    public string? Model { get; set; }
+
+    /// <summary>Name of the environment variable that holds the API key (never the key itself). Unset: no key is sent.</summary>
+    public string? ApiKeyEnvironmentVariable { get; set; }
+
+    /// <summary>Longest silence allowed while waiting for the model's next update (the first included), in seconds (default 60).</summary>
+    public double TimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Retries of a transient failure (connection refused, 408, 429, 5xx) before anything was streamed (default 2).</summary>
+    public int MaxRetries { get; set; } = 2;
+
+    /// <summary>Delay before the first retry, in milliseconds; doubles each time (default 500).</summary>
+    public int RetryDelayMs { get; set; } = 500;
+
+    /// <summary>Token budget for the instructions plus the thread history sent as context (default 8,000 tokens).</summary>
+    public int ContextTokens { get; set; } = 8_000;
+
+    /// <summary>scripted: the text to stream (default: a short fixed sentence).</summary>
+    public string? ScriptedText { get; set; }
+
+    /// <summary>scripted: stream this many tokens instead of <see cref="ScriptedText"/> (<c>token1 token2 …</c>); 0 = use the text.</summary>
+    public int ScriptedTokens { get; set; }
+
+    /// <summary>scripted: delay before each token, in milliseconds (fractions allowed; default 0).</summary>
+    public double ScriptedDelayMs { get; set; }
+}
+
+/// <summary>All configured models by name (<c>Parley:Models</c>).</summary>
+public sealed class ModelCatalogOptions
+{
+    /// <summary>Models by name (case-insensitive).</summary>
+    public Dictionary<string, ModelOptions> Models { get; } = new(StringComparer.OrdinalIgnoreCase);
+}
