@@ -219,6 +219,7 @@ public sealed partial class RunEngine(
     private static string Describe(Exception exception) => exception switch
     {
         System.ClientModel.ClientResultException { Status: > 0 } e => $"The model provider answered HTTP {e.Status}: {FirstLine(e.Message)}",
+        System.ClientModel.ClientResultException e => $"The model provider could not be reached: {FirstLine(e.Message)}",
         HttpRequestException { StatusCode: { } status } e => $"The model provider answered HTTP {(int)status}: {FirstLine(e.Message)}",
         HttpRequestException e => $"The model provider could not be reached: {FirstLine(e.Message)}",
         TimeoutException e => $"The model timed out: {e.Message}",

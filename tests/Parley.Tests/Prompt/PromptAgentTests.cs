@@ -1,0 +1,364 @@
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Parley.Tests.Infrastructure;
+using static Parley.Tests.Infrastructure.ScriptedOpenAIServer;
+
+namespace Parley.Tests.Prompt;
+
+/// <summary>PROMPT agents end to end: the real OpenAI client against a scripted OpenAI-compatible server on loopback.</summary>
+public sealed class PromptAgentTests : IAsyncLifetime
+{
+    private ScriptedOpenAIServer _model = null!;
+    private SignedWebhookReceiver _webhook = null!;
+    private readonly Guid _agentId = Guid.NewGuid();
+    private readonly string _secretVariable = "PARLEY_TEST_SECRET_" + Guid.NewGuid().ToString("N");
+
+    public async ValueTask InitializeAsync()
+    {
+        _model = await ScriptedOpenAIServer.StartAsync();
+        _webhook = await SignedWebhookReceiver.StartAsync();
+        Environment.SetEnvironmentVariable(_secretVariable, _webhook.Secret);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Environment.SetEnvironmentVariable(_secretVariable, null);
+        await _webhook.DisposeAsync();
+        await _model.DisposeAsync();
+    }
+
+    private string AgentYaml(string model = "test") => $$$"""
+        id: {{{_agentId}}}
+        name: Support bot
+        mode: PROMPT
+        model: {{{model}}}
+        instructions: "You help {{name}} with orders."
+        smsMaxTokens: 200
+        smsTemperature: 0.3
+        tools:
+          - name: lookup_order
+            description: Look up an order by its id.
+            url: "{{{_webhook.Url}}}"
+            secretEnvironmentVariable: {{{_secretVariable}}}
+            parameters:
+              type: object
+              properties:
+                order_id: { type: string, pattern: "^[A-Z]-[0-9]+$" }
+              required: [order_id]
+              additionalProperties: false
+          - type: set_variable
+          - type: end_conversation
+          - type: hand_off
+        """;
+
+    private async Task<ParleyTestServer> StartParleyAsync(int contextTokens = 8000, string? endpoint = null, int retries = 0, double timeoutSeconds = 5)
+    {
+        var agents = TestAgents.NewFolder();
+        TestAgents.Write(agents, "support.yaml", AgentYaml());
+        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs:
+        [
+            "--Parley:Models:test:Provider=openai",
+            $"--Parley:Models:test:Endpoint={endpoint ?? _model.Endpoint}",
+            "--Parley:Models:test:Model=gpt-test",
+            $"--Parley:Models:test:MaxRetries={retries}",
+            "--Parley:Models:test:RetryDelayMs=50",
+            $"--Parley:Models:test:TimeoutSeconds={timeoutSeconds}",
+            $"--Parley:Models:test:ContextTokens={contextTokens}",
+        ]);
+    }
+
+    [Fact]
+    public async Task A_streamed_reply_arrives_delta_by_delta_and_completes_with_its_usage()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = (await server.Client.CreateThreadAsync(_agentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        await using var messages = await SseStream.OpenAsync(server.Client, threadId);
+        _model.Enqueue(new TextReply(["Hel", "lo ", "Ada", "!"], PromptTokens: 31, CompletionTokens: 4, DelayMs: 30));
+
+        await server.Client.SendAsync(threadId, "hi there");
+        var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
+
+        var deltas = events.Where(e => e.EventType == "message.delta").Select(e => e.Json()).ToList();
+        Assert.Equal(["Hel", "lo ", "Ada", "!"], deltas.Select(d => d.GetProperty("delta").GetString()!));
+        var reply = events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json();
+        Assert.Equal("Hello Ada!", reply.GetProperty("messageBody").GetString());
+        Assert.All(deltas, d => Assert.Equal(reply.GetProperty("id").GetString(), d.GetProperty("messageId").GetString()));
+        Assert.Equal(31, reply.GetProperty("usage").GetProperty("inputTokens").GetInt64());
+        Assert.Equal(4, reply.GetProperty("usage").GetProperty("outputTokens").GetInt64());
+        var run = events.Last().Json();
+        Assert.Equal("success", run.GetProperty("status").GetString());
+        Assert.Equal(35, run.GetProperty("usage").GetProperty("totalTokens").GetInt64());
+        Assert.True(events.IndexOf(events.First(e => e.EventType == "message.delta")) < events.FindIndex(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")));
+
+        // The plain web chat stream carries the completed message only.
+        var plain = await messages.ReadAsync(1);
+        Assert.Equal("Hello Ada!", plain[0].Body());
+
+        // The model got the rendered instructions, the history, and the version's settings.
+        var request = _model.Requests.Single();
+        Assert.Equal("gpt-test", request["model"]!.GetValue<string>());
+        Assert.True(request["stream"]!.GetValue<bool>());
+        Assert.Equal(0.3, request["temperature"]!.GetValue<double>(), 3);
+        Assert.Equal(200, (request["max_completion_tokens"] ?? request["max_tokens"])!.GetValue<int>());
+        var sent = request["messages"]!.AsArray();
+        Assert.Equal("system", sent[0]!["role"]!.GetValue<string>());
+        Assert.Equal("You help Ada with orders.", ContentText(sent[0]!));
+        Assert.Equal("hi there", ContentText(sent[^1]!));
+        Assert.Equal(["lookup_order", "set_variable", "end_conversation", "hand_off"],
+            request["tools"]!.AsArray().Select(t => t!["function"]!["name"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public async Task A_webhook_tool_call_split_across_chunks_is_signed_answered_and_fed_back_to_the_model()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        _model.Enqueue(
+            new ToolCallReply("lookup_order", ["{\"ord", "er_id\":", "\"A-7\"}"]),
+            new TextReply(["Order A-7 ", "ships tomorrow."], PromptTokens: 40, CompletionTokens: 6));
+
+        await server.Client.SendAsync(threadId, "where is order A-7?");
+        var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
+
+        var (body, signatureValid) = Assert.Single(_webhook.Calls);
+        Assert.True(signatureValid);
+        Assert.Equal("A-7", body["arguments"]!["order_id"]!.GetValue<string>());
+        Assert.Equal("lookup_order", body["tool"]!.GetValue<string>());
+        Assert.Equal(threadId, body["threadId"]!.GetValue<string>());
+
+        var call = events.Single(e => e.EventType == "tool.call").Json();
+        Assert.Equal("lookup_order", call.GetProperty("name").GetString());
+        Assert.Equal("A-7", call.GetProperty("arguments").GetProperty("order_id").GetString());
+        var result = events.Single(e => e.EventType == "tool.result").Json();
+        Assert.False(result.GetProperty("isError").GetBoolean());
+        Assert.Equal("shipped", result.GetProperty("result").GetProperty("status").GetString());
+        Assert.Equal(call.GetProperty("callId").GetString(), result.GetProperty("callId").GetString());
+        Assert.Equal("Order A-7 ships tomorrow.", events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json().GetProperty("messageBody").GetString());
+        Assert.Equal(20 + 40 + 7 + 6, events.Last().Json().GetProperty("usage").GetProperty("totalTokens").GetInt64());
+
+        var second = _model.Requests.ToArray()[1]["messages"]!.AsArray();
+        var toolMessage = second.Single(m => m!["role"]!.GetValue<string>() == "tool")!;
+        Assert.Equal("call_1", toolMessage["tool_call_id"]!.GetValue<string>());
+        Assert.Contains("shipped", ContentText(toolMessage));
+    }
+
+    [Fact]
+    public async Task Arguments_that_fail_the_schema_go_back_to_the_model_and_never_reach_the_webhook()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        _model.Enqueue(
+            new ToolCallReply("lookup_order", ["{\"order_id\": 7}"]),
+            new TextReply(["Which order id, exactly?"]));
+
+        await server.Client.SendAsync(threadId, "where is my order 7");
+        var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
+
+        Assert.Empty(_webhook.Calls);
+        var result = events.Single(e => e.EventType == "tool.result").Json();
+        Assert.True(result.GetProperty("isError").GetBoolean());
+        Assert.Contains("invalid arguments", result.GetProperty("result").GetProperty("error").GetString());
+        var toolMessage = _model.Requests.ToArray()[1]["messages"]!.AsArray().Single(m => m!["role"]!.GetValue<string>() == "tool")!;
+        Assert.Contains("invalid arguments", ContentText(toolMessage));
+        Assert.Equal("Which order id, exactly?", events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json().GetProperty("messageBody").GetString());
+    }
+
+    public static TheoryData<string, string> FailureModes() => new()
+    {
+        { "500", "HTTP 500" },
+        { "400", "HTTP 400" },
+        { "malformed", "malformed" },
+        { "timeout", "timed out" },
+        { "down", "could not be reached" },
+    };
+
+    [Theory]
+    [MemberData(nameof(FailureModes))]
+    public async Task A_failing_model_fails_the_run_with_a_reason_marks_the_reply_failed_and_the_thread_goes_on(string mode, string expected)
+    {
+        string? endpoint = null;
+        if (mode == "down")
+        {
+            using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+            listener.Start();
+            endpoint = $"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}/v1";
+            listener.Stop(); // nothing listens there now
+        }
+        await using var server = await StartParleyAsync(endpoint: endpoint, timeoutSeconds: 1);
+        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        _model.Enqueue(mode switch
+        {
+            "500" => new ErrorReply(500, "upstream exploded"),
+            "400" => new ErrorReply(400, "bad parameter"),
+            "malformed" => new MalformedReply(),
+            "timeout" => new SilentReply(5000),
+            _ => new TextReply(["unused"]),
+        });
+
+        await server.Client.SendAsync(threadId, "hello?");
+        var events = await all.ReadUntilAsync(e => e.EventType is "run.failed" or "run.completed", timeoutSeconds: 15);
+
+        var run = events[^1].Json();
+        Assert.Equal("run.failed", events[^1].EventType);
+        Assert.Equal("error", run.GetProperty("status").GetString());
+        Assert.Contains(expected, run.GetProperty("error").GetString(), StringComparison.OrdinalIgnoreCase);
+        var failed = events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json();
+        Assert.Equal("FAILED", failed.GetProperty("status").GetString());
+
+        if (mode == "down") return; // the next message would fail the same way: nothing listens
+        _model.Enqueue(new TextReply(["Back again."]));
+        await server.Client.SendAsync(threadId, "try again");
+        var next = await all.ReadUntilAsync(e => e.EventType is "run.failed" or "run.completed");
+        Assert.Equal("run.completed", next[^1].EventType);
+        var history = await server.Client.HistoryAsync(threadId);
+        Assert.Equal(["RECEIVED", "FAILED", "RECEIVED", "SENT"], history.Select(m => m.GetProperty("status").GetString()!));
+        Assert.Equal("Back again.", history[^1].GetProperty("messageBody").GetString());
+    }
+
+    [Fact]
+    public async Task A_transient_failure_before_the_first_token_is_retried()
+    {
+        await using var server = await StartParleyAsync(retries: 2);
+        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        _model.Enqueue(new ErrorReply(503, "busy"), new TextReply(["Fine now."]));
+        await server.Client.SendAsync(threadId, "hello");
+        var events = await all.ReadUntilAsync(e => e.EventType is "run.failed" or "run.completed");
+        Assert.Equal("run.completed", events[^1].EventType);
+        Assert.Equal(2, _model.Requests.Count);
+    }
+
+    [Fact]
+    public async Task The_history_is_trimmed_to_the_token_budget_newest_first()
+    {
+        await using var server = await StartParleyAsync(contextTokens: 120);
+        var threadId = (await server.Client.CreateThreadAsync(_agentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        var turns = new[] { "alpha", "bravo", "charlie", "delta", "echo" };
+        foreach (var word in turns)
+        {
+            _model.Enqueue(new TextReply([$"noted {word}"]));
+            // Each message is about 30 tokens: the budget (120 minus 200 max output... floor) keeps only the newest.
+            await server.Client.SendAsync(threadId, string.Join(' ', Enumerable.Repeat(word, 25)));
+            await all.ReadUntilAsync(e => e.EventType == "run.completed");
+        }
+        var last = _model.Requests.ToArray()[^1]["messages"]!.AsArray().Select(m => ContentText(m!)).ToList();
+        Assert.Equal("You help Ada with orders.", last[0]);
+        Assert.StartsWith("echo echo", last[^1]);
+        Assert.DoesNotContain(last, text => text.StartsWith("alpha"));
+        Assert.True(last.Count < 1 + 2 * turns.Length, $"expected trimming, got {last.Count} messages");
+    }
+
+    [Fact]
+    public async Task Usage_is_recorded_per_message_per_run_and_per_organization()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        _model.Enqueue(new TextReply(["one"], 10, 1), new TextReply(["two"], 20, 2));
+        await server.Client.SendAsync(threadId, "first");
+        await all.ReadUntilAsync(e => e.EventType == "run.completed");
+        await server.Client.SendAsync(threadId, "second");
+        await all.ReadUntilAsync(e => e.EventType == "run.completed");
+
+        var history = await server.Client.HistoryAsync(threadId);
+        Assert.Equal([11L, 22L], history.Where(m => m.GetProperty("direction").GetString() == "OUTBOUND").Select(m => m.GetProperty("usage").GetProperty("totalTokens").GetInt64()));
+        var usage = await server.Client.GetFromJsonAsync<JsonElement>("/api/v1/usage");
+        Assert.Equal(2, usage.GetProperty("runs").GetInt64());
+        Assert.Equal(30, usage.GetProperty("inputTokens").GetInt64());
+        Assert.Equal(3, usage.GetProperty("outputTokens").GetInt64());
+        Assert.Equal(33, usage.GetProperty("totalTokens").GetInt64());
+        var (_, other) = await server.CreateOrganizationAsync("Other");
+        Assert.Equal(0, (await other.GetFromJsonAsync<JsonElement>("/api/v1/usage")).GetProperty("totalTokens").GetInt64());
+    }
+
+    [Fact]
+    public async Task Built_in_tools_set_a_variable_and_end_the_conversation_after_the_reply()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        _model.Enqueue(
+            new ToolCallReply("set_variable", ["{\"name\":\"email\",\"value\":\"ada@example.com\"}"], CallId: "c1"),
+            new ToolCallReply("end_conversation", ["{\"reason\":\"user_said_bye\"}"], CallId: "c2"),
+            new TextReply(["Bye, Ada!"]));
+        await server.Client.SendAsync(threadId, "I'm ada@example.com, bye");
+        var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
+
+        var types = events.Select(e => e.EventType).ToList();
+        Assert.True(types.IndexOf("message.created", types.IndexOf("run.started")) < types.IndexOf("thread.closed"), string.Join(",", types));
+        var thread = await server.Client.GetThreadAsync(threadId);
+        Assert.Equal("ada@example.com", thread.GetProperty("variables").GetProperty("email").GetString());
+        Assert.False(thread.GetProperty("isActive").GetBoolean());
+        Assert.Equal("user_said_bye", thread.GetProperty("closedReason").GetString());
+    }
+
+    [Fact]
+    public async Task A_flow_prompt_node_streams_a_model_reply_between_scripted_steps()
+    {
+        var agents = TestAgents.NewFolder();
+        var flowAgent = Guid.NewGuid();
+        TestAgents.Write(agents, "hybrid.yaml", $$$"""
+            id: {{{flowAgent}}}
+            name: Hybrid
+            mode: FLOW
+            model: test
+            flow:
+              start: hello
+              nodes:
+                hello: { type: say, text: "Let me think about {{topic}}.", next: think }
+                think: { type: prompt, prompt: "Explain {{topic}} in one line.", next: ask }
+                ask: { type: ask, text: "Anything else?", variable: more, next: hello }
+            """);
+        await using var server = await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs:
+            ["--Parley:Models:test:Provider=openai", $"--Parley:Models:test:Endpoint={_model.Endpoint}", "--Parley:Models:test:Model=gpt-test", "--Parley:Models:test:MaxRetries=0"]);
+        var threadId = (await server.Client.CreateThreadAsync(flowAgent, variables: new { topic = "SSE" })).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        _model.Enqueue(new TextReply(["Servers ", "push ", "events."]));
+        await server.Client.SendAsync(threadId, "go");
+        var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
+
+        var outbound = events.Where(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Select(e => e.Json().GetProperty("messageBody").GetString()).ToList();
+        Assert.Equal(["Let me think about SSE.", "Servers push events.", "Anything else?"], outbound);
+        Assert.Equal(3, events.Count(e => e.EventType == "message.delta"));
+        Assert.Equal("Explain SSE in one line.", ContentText(_model.Requests.Single()["messages"]!.AsArray()[0]!));
+    }
+
+    [Fact]
+    public async Task A_client_that_disconnects_mid_reply_does_not_stop_the_run()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var stream = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        _model.Enqueue(new TextReply(["a", "b", "c", "d", "e", "f"], DelayMs: 100));
+        await server.Client.SendAsync(threadId, "go");
+        await stream.ReadUntilAsync(e => e.EventType == "message.delta");
+        await stream.DisposeAsync();
+
+        for (var i = 0; i < 50; i++)
+        {
+            var history = await server.Client.HistoryAsync(threadId);
+            if (history.Count == 2)
+            {
+                Assert.Equal("abcdef", history[1].GetProperty("messageBody").GetString());
+                Assert.Equal("SENT", history[1].GetProperty("status").GetString());
+                return;
+            }
+            await Task.Delay(100);
+        }
+        Assert.Fail("the reply was not completed after the client left");
+    }
+
+    private static string ContentText(JsonNode message) => message["content"] switch
+    {
+        JsonValue v => v.GetValue<string>(),
+        JsonArray parts => string.Concat(parts.Select(p => p!["text"]?.GetValue<string>() ?? "")),
+        _ => "",
+    };
+}
