@@ -42,10 +42,10 @@ public sealed partial class ParleyStartup(
         await organizations.EnsureOrganizationAsync(new Organization(DefaultOrganizationId, "Default organization", DateTimeOffset.UtcNow), cancellationToken);
         AgentsFolder = ResolveAgentsFolder();
         var loaded = (await catalog.LoadFolderAsync(DefaultOrganizationId, AgentsFolder, cancellationToken)).ToList();
+        Log.AgentsLoaded(logger, loaded.Count(r => r.Error is null), AgentsFolder);
         if (demoOptions.Value.Enabled && (demoOptions.Value.Model ?? models.Names.FirstOrDefault()) is { } model)
             loaded.Add(await PublishDemoAssistantAsync(model, cancellationToken));
         LoadedAgents = loaded;
-        Log.AgentsLoaded(logger, LoadedAgents.Count(r => r.Error is null), AgentsFolder);
 
         if (!demoOptions.Value.Enabled) return;
         var key = DemoKey();

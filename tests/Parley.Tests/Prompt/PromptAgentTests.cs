@@ -2,6 +2,9 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using Parley.Tests.Infrastructure;
 using static Parley.Tests.Infrastructure.ScriptedOpenAIServer;
 
@@ -361,4 +364,48 @@ public sealed class PromptAgentTests : IAsyncLifetime
         JsonArray parts => string.Concat(parts.Select(p => p!["text"]?.GetValue<string>() ?? "")),
         _ => "",
     };
+}
+
+/// <summary>Ollama's native chat API (<c>/api/chat</c>, NDJSON streaming) through OllamaSharp.</summary>
+public sealed class OllamaProviderTests
+{
+    [Fact]
+    public async Task An_ollama_model_streams_its_reply_and_reports_usage()
+    {
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        await using var ollama = builder.Build();
+        JsonNode? seen = null;
+        ollama.MapPost("/api/chat", async (Microsoft.AspNetCore.Http.HttpContext context) =>
+        {
+            seen = await JsonNode.ParseAsync(context.Request.Body);
+            context.Response.ContentType = "application/x-ndjson";
+            foreach (var piece in new[] { "Hi ", "from ", "Ollama." })
+            {
+                await context.Response.WriteAsync(JsonSerializer.Serialize(new { model = "llama-test", created_at = "2026-11-24T20:00:00Z", message = new { role = "assistant", content = piece }, done = false }) + "\n");
+                await context.Response.Body.FlushAsync();
+            }
+            await context.Response.WriteAsync(JsonSerializer.Serialize(new { model = "llama-test", created_at = "2026-11-24T20:00:01Z", message = new { role = "assistant", content = "" }, done = true, done_reason = "stop", prompt_eval_count = 9, eval_count = 3 }) + "\n");
+        });
+        await ollama.StartAsync();
+        var endpoint = ollama.Urls.First();
+
+        var agents = TestAgents.NewFolder();
+        var agentId = Guid.NewGuid();
+        TestAgents.Write(agents, "local.yaml", $"id: {agentId}\nname: Local\nmode: PROMPT\nmodel: local\ninstructions: Be brief.\n");
+        await using var server = await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs:
+            ["--Parley:Models:local:Provider=ollama", $"--Parley:Models:local:Endpoint={endpoint}", "--Parley:Models:local:Model=llama-test", "--Parley:Models:local:MaxRetries=0"]);
+        var threadId = (await server.Client.CreateThreadAsync(agentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        await server.Client.SendAsync(threadId, "hello");
+        var events = await all.ReadUntilAsync(e => e.EventType is "run.completed" or "run.failed");
+
+        Assert.Equal("run.completed", events[^1].EventType);
+        Assert.Equal(["Hi ", "from ", "Ollama."], events.Where(e => e.EventType == "message.delta").Select(e => e.Json().GetProperty("delta").GetString()!));
+        var reply = events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json();
+        Assert.Equal("Hi from Ollama.", reply.GetProperty("messageBody").GetString());
+        Assert.Equal(12, reply.GetProperty("usage").GetProperty("totalTokens").GetInt64());
+        Assert.Equal("llama-test", seen!["model"]!.GetValue<string>());
+    }
 }
