@@ -11,6 +11,8 @@ public enum ParleyErrorKind
     Forbidden,
     /// <summary>The request conflicts with the resource's state (409).</summary>
     Conflict,
+    /// <summary>The organization's token budget is spent (402).</summary>
+    PaymentRequired,
 }
 
 /// <summary>

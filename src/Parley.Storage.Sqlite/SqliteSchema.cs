@@ -96,6 +96,11 @@ internal static class SqliteSchema
             ALTER TABLE runs ADD COLUMN output_tokens INTEGER;
             CREATE INDEX runs_by_organization ON runs(organization_id, created_at);
             """),
+        (3, """
+            ALTER TABLE api_keys ADD COLUMN agent_id TEXT;
+            ALTER TABLE api_keys ADD COLUMN requests_per_minute INTEGER;
+            ALTER TABLE organizations ADD COLUMN token_budget INTEGER;
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

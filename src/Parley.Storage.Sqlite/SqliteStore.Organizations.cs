@@ -24,13 +24,25 @@ public sealed partial class SqliteStore : IOrganizationStore
     }
 
     /// <inheritdoc />
+    public Task SetTokenBudgetAsync(Guid organizationId, long? tokenBudget, CancellationToken cancellationToken = default) =>
+        WriteAsync<bool>((connection, tx) =>
+        {
+            using var update = Command(connection, "UPDATE organizations SET token_budget = $budget WHERE id = $id", tx,
+                ("$budget", tokenBudget), ("$id", Text(organizationId)));
+            return (update.ExecuteNonQuery() == 1, []);
+        }, cancellationToken);
+
+    /// <inheritdoc />
     public Task AddApiKeyAsync(ApiKey key, CancellationToken cancellationToken = default) =>
         WriteAsync<bool>((connection, tx) =>
         {
             using var insert = Command(connection,
-                "INSERT OR IGNORE INTO api_keys (id, organization_id, name, key_hash, created_at, revoked_at) VALUES ($id, $org, $name, $hash, $created, $revoked)", tx,
+                """
+            INSERT OR IGNORE INTO api_keys (id, organization_id, name, key_hash, created_at, revoked_at, agent_id, requests_per_minute)
+            VALUES ($id, $org, $name, $hash, $created, $revoked, $agent, $rpm)
+            """, tx,
                 ("$id", Text(key.Id)), ("$org", Text(key.OrganizationId)), ("$name", key.Name), ("$hash", key.KeyHash),
-                ("$created", Text(key.CreatedAt)), ("$revoked", Text(key.RevokedAt)));
+                ("$created", Text(key.CreatedAt)), ("$revoked", Text(key.RevokedAt)), ("$agent", Text(key.AgentId)), ("$rpm", key.RequestsPerMinute));
             return (insert.ExecuteNonQuery() == 1, []);
         }, cancellationToken);
 
@@ -39,19 +51,20 @@ public sealed partial class SqliteStore : IOrganizationStore
     {
         using var connection = Open();
         using var query = Command(connection,
-            "SELECT id, organization_id, name, key_hash, created_at, revoked_at FROM api_keys WHERE key_hash = $hash AND revoked_at IS NULL", null,
+            "SELECT id, organization_id, name, key_hash, created_at, revoked_at, agent_id, requests_per_minute FROM api_keys WHERE key_hash = $hash AND revoked_at IS NULL", null,
             ("$hash", keyHash));
         using var r = query.ExecuteReader();
         if (!r.Read()) return Task.FromResult<ApiKey?>(null);
-        var key = new ApiKey(ReadGuid(r, 0), ReadGuid(r, 1), r.GetString(2), r.GetString(3), ReadTime(r, 4), ReadNullableTime(r, 5));
+        var key = new ApiKey(ReadGuid(r, 0), ReadGuid(r, 1), r.GetString(2), r.GetString(3), ReadTime(r, 4), ReadNullableTime(r, 5),
+            ReadNullableGuid(r, 6), r.IsDBNull(7) ? null : r.GetInt32(7));
         // The lookup is by an unpredictable hash; the constant-time comparison guards against a collation surprise.
         return Task.FromResult(ApiKeyHasher.HashesEqual(key.KeyHash, keyHash) ? key : null);
     }
 
     private static Organization? ReadOrganization(SqliteConnection connection, Guid id, SqliteTransaction? tx)
     {
-        using var query = Command(connection, "SELECT id, name, created_at FROM organizations WHERE id = $id", tx, ("$id", Text(id)));
+        using var query = Command(connection, "SELECT id, name, created_at, token_budget FROM organizations WHERE id = $id", tx, ("$id", Text(id)));
         using var r = query.ExecuteReader();
-        return r.Read() ? new Organization(ReadGuid(r, 0), r.GetString(1), ReadTime(r, 2)) : null;
+        return r.Read() ? new Organization(ReadGuid(r, 0), r.GetString(1), ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetInt64(3)) : null;
     }
 }

@@ -15,6 +15,9 @@ public interface IOrganizationStore
     /// <summary>Returns the organization, or null.</summary>
     Task<Organization?> GetOrganizationAsync(Guid id, CancellationToken cancellationToken = default);
 
+    /// <summary>Sets (or with null removes) the organization's token budget.</summary>
+    Task SetTokenBudgetAsync(Guid organizationId, long? tokenBudget, CancellationToken cancellationToken = default);
+
     /// <summary>Stores a key. A key whose hash exists already is left as it is.</summary>
     Task AddApiKeyAsync(ApiKey key, CancellationToken cancellationToken = default);
 

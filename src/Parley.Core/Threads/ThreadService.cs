@@ -16,7 +16,7 @@ public sealed record InboundMessageAccepted(ThreadMessage Message, Run? Run, lon
 /// dialect shares (organization scoping, closed threads, the inactivity window, queueing of runs) and throws
 /// <see cref="ParleyException"/> for a client's mistakes.
 /// </summary>
-public sealed class ThreadService(IThreadStore threads, IAgentStore agents, RunEngine runEngine, TimeProvider time)
+public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrganizationStore organizations, RunEngine runEngine, TimeProvider time)
 {
     /// <summary>The <c>closedReason</c> of a thread whose inactivity window ran out.</summary>
     public const string WindowExpiredReason = "window_expired";
@@ -74,6 +74,7 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, RunE
     public async Task<InboundMessageAccepted> PostInboundMessageAsync(Guid organizationId, Guid threadId, string text, CancellationToken cancellationToken = default)
     {
         var thread = await GetAsync(organizationId, threadId, cancellationToken);
+        await EnsureBalanceAsync(organizationId, cancellationToken);
         var version = await agents.GetAgentVersionAsync(thread.AgentVersionId, cancellationToken)
             ?? throw new InvalidOperationException($"Thread {threadId} pins a missing agent version.");
         var definition = version.Definition;
@@ -111,6 +112,21 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, RunE
             throw ParleyException.BadRequest($"threadId: thread {threadId} is closed and accepts no messages.");
         if (accepted.Run is not null) runEngine.Schedule(threadId);
         return accepted;
+    }
+
+    /// <summary>
+    /// Refuses work when the organization has a token budget and its runs have used it up, so the request stores
+    /// nothing and starts no model call.
+    /// </summary>
+    /// <exception cref="ParleyException">PaymentRequired when the budget is spent.</exception>
+    public async Task EnsureBalanceAsync(Guid organizationId, CancellationToken cancellationToken = default)
+    {
+        var organization = await organizations.GetOrganizationAsync(organizationId, cancellationToken);
+        if (organization?.TokenBudget is not { } budget) return;
+        var used = await threads.GetOrganizationUsageAsync(organizationId, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue, cancellationToken);
+        if (used.Usage.TotalTokens >= budget)
+            throw new ParleyException(ParleyErrorKind.PaymentRequired,
+                $"Insufficient balance: the organization's token budget of {budget} tokens is spent ({used.Usage.TotalTokens} used).");
     }
 
     /// <summary>Closes the thread with <paramref name="reason"/>; closing a closed thread changes nothing.</summary>

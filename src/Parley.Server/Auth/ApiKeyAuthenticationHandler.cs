@@ -33,9 +33,14 @@ public sealed class ApiKeyAuthenticationHandler(
         if (key is null) return AuthenticateResult.NoResult();
         var stored = await organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(key), Context.RequestAborted);
         if (stored is null) return AuthenticateResult.Fail("Invalid API key.");
-        var identity = new ClaimsIdentity(
-            [new Claim(ParleyClaims.OrganizationId, stored.OrganizationId.ToString("D")), new Claim(ParleyClaims.ApiKeyId, stored.Id.ToString("D"))],
-            SchemeName);
+        var claims = new List<Claim>
+        {
+            new(ParleyClaims.OrganizationId, stored.OrganizationId.ToString("D")),
+            new(ParleyClaims.ApiKeyId, stored.Id.ToString("D")),
+        };
+        if (stored.AgentId is { } agentId) claims.Add(new Claim(ParleyClaims.AgentId, agentId.ToString("D")));
+        if (stored.RequestsPerMinute is { } rpm) claims.Add(new Claim(ParleyClaims.RequestsPerMinute, rpm.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var identity = new ClaimsIdentity(claims, SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 
@@ -45,7 +50,9 @@ public sealed class ApiKeyAuthenticationHandler(
         var message = ReadKey(Request) is null
             ? $"Missing API key: send it in the {HeaderName} header."
             : "Invalid API key.";
-        return WebChatErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message);
+        return ChatStream.ChatStreamErrors.Owns(Context)
+            ? ChatStream.ChatStreamErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message.Replace($"the {HeaderName} header", "an Authorization: Bearer header"))
+            : WebChatErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message);
     }
 
     private static string? ReadKey(HttpRequest request)
@@ -68,6 +75,16 @@ public static class ParleyClaims
 
     /// <summary>The API key's id (UUID).</summary>
     public const string ApiKeyId = "parley:api_key_id";
+
+    /// <summary>For an agent-scoped key, the agent it may use (UUID).</summary>
+    public const string AgentId = "parley:agent_id";
+
+    /// <summary>The key's own rate limit, when it has one (requests per minute).</summary>
+    public const string RequestsPerMinute = "parley:requests_per_minute";
+
+    /// <summary>True when the key may use <paramref name="agentId"/>: organization keys may use every agent of their organization.</summary>
+    public static bool MayUseAgent(this ClaimsPrincipal user, Guid agentId) =>
+        user.FindFirstValue(AgentId) is not { } scoped || Guid.TryParse(scoped, out var only) && only == agentId;
 
     /// <summary>The organization of an authenticated principal.</summary>
     /// <exception cref="InvalidOperationException">The principal was not authenticated by an API key.</exception>

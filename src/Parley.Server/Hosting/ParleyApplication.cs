@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.Features;
 using Parley.Core;
 using Parley.Server.Auth;
+using Parley.Server.ChatStream;
 using Parley.Server.Demo;
 using Parley.Server.Streaming;
 using Parley.Server.WebChat;
@@ -39,6 +40,7 @@ public static class ParleyApplication
         services.AddOptions<DemoOptions>().BindConfiguration("Parley:Demo");
         services.AddOptions<AgentFileOptions>().BindConfiguration("Parley:Agents");
         services.AddApiKeyAuthentication();
+        services.AddParleyRateLimiting();
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.TypeInfoResolverChain.Insert(0, WebChatJsonContext.Default);
@@ -67,6 +69,7 @@ public static class ParleyApplication
         app.UseStatusCodePages(WebChatErrors.WriteStatusCodePageAsync);
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseRateLimiter();
         app.MapOpenApi();
         app.MapScalarApiReference("/docs", o => o.WithTitle("Parley API reference").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
         app.MapHealthChecks("/healthz");
@@ -74,6 +77,7 @@ public static class ParleyApplication
         app.MapWebChatThreads();
         app.MapWebChatAgents();
         app.MapWebChatUsage();
+        app.MapChatStream();
         return app;
     }
 }

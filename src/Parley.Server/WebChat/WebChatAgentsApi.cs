@@ -22,7 +22,7 @@ public static class WebChatAgentsApi
     private static async Task<Ok<AgentList>> ListAgentsAsync(ClaimsPrincipal user, IAgentStore agents, CancellationToken cancellationToken)
     {
         var list = await agents.ListAgentsAsync(user.GetOrganizationId(), cancellationToken);
-        return TypedResults.Ok(new AgentList(list.Select(a =>
+        return TypedResults.Ok(new AgentList(list.Where(a => user.MayUseAgent(a.Agent.Id)).Select(a =>
             new AgentSummary(a.Agent.Id.ToString("D"), a.Agent.Name, a.Agent.Description, a.Agent.AgentType, ToVersionDetails(a.Version, a.Agent))).ToList()));
     }
 

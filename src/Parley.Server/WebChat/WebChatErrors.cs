@@ -22,10 +22,12 @@ public static class WebChatErrors
     {
         400 => "BAD_REQUEST",
         401 => "UNAUTHORIZED",
+        402 => "PAYMENT_REQUIRED",
         403 => "FORBIDDEN",
         404 => "NOT_FOUND",
         405 => "METHOD_NOT_ALLOWED",
         409 => "CONFLICT",
+        429 => "TOO_MANY_REQUESTS",
         413 => "BAD_REQUEST",
         415 => "BAD_REQUEST",
         _ when status >= 500 => "INTERNAL_SERVER_ERROR",
@@ -39,6 +41,7 @@ public static class WebChatErrors
         ParleyErrorKind.NotFound => 404,
         ParleyErrorKind.Forbidden => 403,
         ParleyErrorKind.Conflict => 409,
+        ParleyErrorKind.PaymentRequired => 402,
         _ => 500,
     };
 

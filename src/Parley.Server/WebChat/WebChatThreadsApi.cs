@@ -56,6 +56,7 @@ public static class WebChatThreadsApi
     {
         var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
         var agentId = JsonBody.RequiredUuid(body, "agentId");
+        if (!http.User.MayUseAgent(agentId)) throw ParleyException.NotFound($"agentId: no agent {agentId} in this organization.");
         var metadata = JsonBody.OptionalStringMap(body, "metadata");
         var variables = JsonBody.OptionalStringMap(body, "variables");
         var (thread, agent, version) = await threads.CreateAsync(http.User.GetOrganizationId(), agentId, metadata, variables, "WEB", cancellationToken);
@@ -65,7 +66,7 @@ public static class WebChatThreadsApi
     private static async Task<Ok<WebThreadResponse>> GetThreadAsync(
         string threadId, ClaimsPrincipal user, ThreadService threads, IAgentStore agents, CancellationToken cancellationToken)
     {
-        var thread = await threads.GetAsync(user.GetOrganizationId(), JsonBody.RouteUuid(threadId, "threadId"), cancellationToken);
+        var thread = await FindAccessibleThreadAsync(user, threads, JsonBody.RouteUuid(threadId, "threadId"), cancellationToken);
         return TypedResults.Ok(new WebThreadResponse(await ToWebThreadAsync(thread, agents, threads, cancellationToken)));
     }
 
@@ -75,6 +76,7 @@ public static class WebChatThreadsApi
         var id = JsonBody.RouteUuid(threadId, "threadId");
         var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
         var text = JsonBody.RequiredString(body, "message", limits.Value.MaxMessageLength);
+        await FindAccessibleThreadAsync(http.User, threads, id, cancellationToken);
         var accepted = await threads.PostInboundMessageAsync(http.User.GetOrganizationId(), id, text, CancellationToken.None);
         return TypedResults.Ok(new SendMessageResponse(accepted.Run is null ? "stored" : "queued", id.ToString("D"), accepted.Message.Id.ToString("D"), accepted.WindowExpiresIn));
     }
@@ -89,7 +91,7 @@ public static class WebChatThreadsApi
         long after = 0;
         if (cursor is not null && (!long.TryParse(cursor, NumberStyles.None, CultureInfo.InvariantCulture, out after) || after < 0))
             throw ParleyException.BadRequest("cursor: not a cursor returned by this endpoint.");
-        await threads.GetAsync(user.GetOrganizationId(), id, cancellationToken);
+        await FindAccessibleThreadAsync(user, threads, id, cancellationToken);
         var page = await store.ListMessagesAsync(id, after, pageSize + 1, cancellationToken);
         var more = page.Count > pageSize;
         var messages = more ? page.Take(pageSize).ToList() : page;
@@ -110,7 +112,7 @@ public static class WebChatThreadsApi
         long after = 0;
         if (!string.IsNullOrEmpty(resumeFrom) && (!long.TryParse(resumeFrom, NumberStyles.None, CultureInfo.InvariantCulture, out after) || after < 0))
             throw ParleyException.BadRequest("Last-Event-ID: must be a non-negative integer (an id this stream sent).");
-        var thread = await threads.GetAsync(http.User.GetOrganizationId(), id, cancellationToken);
+        var thread = await FindAccessibleThreadAsync(http.User, threads, id, cancellationToken);
         return new ThreadStreamResult(thread, after, mode);
     }
 
@@ -124,8 +126,18 @@ public static class WebChatThreadsApi
             var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
             reason = JsonBody.OptionalString(body, "reason", 500);
         }
+        await FindAccessibleThreadAsync(http.User, threads, id, cancellationToken);
         var thread = await threads.CloseAsync(http.User.GetOrganizationId(), id, reason ?? "closed_by_client", CancellationToken.None);
         return TypedResults.Ok(new WebThreadResponse(await ToWebThreadAsync(thread, agents, threads, cancellationToken)));
+    }
+
+    /// <summary>The thread, when the key's organization owns it and an agent-scoped key's agent serves it (else 404 or 403).</summary>
+    private static async Task<ChatThread> FindAccessibleThreadAsync(ClaimsPrincipal user, ThreadService threads, Guid threadId, CancellationToken cancellationToken)
+    {
+        var thread = await threads.GetAsync(user.GetOrganizationId(), threadId, cancellationToken);
+        if (!user.MayUseAgent(thread.AgentId))
+            throw ParleyException.Forbidden($"threadId: thread {threadId} is not accessible with this API key.");
+        return thread;
     }
 
     /// <summary>Maps <see cref="ParleyException"/>s thrown by handlers to the envelope.</summary>

@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Security.Claims;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using Parley.Server.Auth;
+using Parley.Server.ChatStream;
+using Parley.Server.WebChat;
+
+namespace Parley.Server.Hosting;
+
+/// <summary>Per-key limits (<c>Parley:RateLimits</c>); a key may carry its own requests-per-minute.</summary>
+public sealed class RateLimitOptions
+{
+    /// <summary>Requests per minute per API key, refilled evenly (default 600).</summary>
+    public int RequestsPerMinute { get; set; } = 600;
+
+    /// <summary>Requests a key may make at once before the refill rate applies (token bucket size; default 100).</summary>
+    public int Burst { get; set; } = 100;
+
+    /// <summary>Streams one key may hold open at once (web chat streams and /chat/stream; default 100).</summary>
+    public int MaxConcurrentStreams { get; set; } = 100;
+}
+
+/// <summary>
+/// Rate limits per API key with ASP.NET Core's rate limiter: a token bucket for requests and a concurrency limit for
+/// open streams. A refused request gets 429 with <c>Retry-After</c> (seconds) and the error shape of its dialect.
+/// Requests without a key are not limited here (they are refused with 401 anyway).
+/// </summary>
+public static class ParleyRateLimiting
+{
+    /// <summary>Registers the limiter and its options.</summary>
+    public static IServiceCollection AddParleyRateLimiting(this IServiceCollection services)
+    {
+        services.AddOptions<RateLimitOptions>().BindConfiguration("Parley:RateLimits")
+            .Validate(o => o.RequestsPerMinute > 0 && o.Burst > 0 && o.MaxConcurrentStreams > 0, "Parley:RateLimits values must be positive.")
+            .ValidateOnStart();
+        services.AddRateLimiter(options =>
+        {
+            options.GlobalLimiter = PartitionedRateLimiter.CreateChained(RequestsPerKey(), StreamsPerKey());
+            options.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            options.OnRejected = OnRejectedAsync;
+        });
+        return services;
+    }
+
+    private static PartitionedRateLimiter<HttpContext> RequestsPerKey() => PartitionedRateLimiter.Create<HttpContext, string>(context =>
+    {
+        if (context.User.FindFirstValue(ParleyClaims.ApiKeyId) is not { } keyId) return RateLimitPartition.GetNoLimiter("anonymous");
+        var options = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
+        var perMinute = int.TryParse(context.User.FindFirstValue(ParleyClaims.RequestsPerMinute), CultureInfo.InvariantCulture, out var own) && own > 0
+            ? own : options.RequestsPerMinute;
+        var burst = Math.Min(options.Burst, perMinute);
+        return RateLimitPartition.GetTokenBucketLimiter($"{keyId}/{perMinute}/{burst}", _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = burst,
+            TokensPerPeriod = 1,
+            ReplenishmentPeriod = TimeSpan.FromMinutes(1) / perMinute,
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        });
+    });
+
+    private static PartitionedRateLimiter<HttpContext> StreamsPerKey() => PartitionedRateLimiter.Create<HttpContext, string>(context =>
+    {
+        if (context.User.FindFirstValue(ParleyClaims.ApiKeyId) is not { } keyId || !IsStream(context)) return RateLimitPartition.GetNoLimiter("not-a-stream");
+        var limit = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value.MaxConcurrentStreams;
+        return RateLimitPartition.GetConcurrencyLimiter($"{keyId}/streams/{limit}", _ => new ConcurrencyLimiterOptions { PermitLimit = limit, QueueLimit = 0 });
+    });
+
+    private static bool IsStream(HttpContext context) => context.Request.Path.Value?.EndsWith("/stream", StringComparison.OrdinalIgnoreCase) == true;
+
+    private static async ValueTask OnRejectedAsync(OnRejectedContext rejected, CancellationToken cancellationToken)
+    {
+        var context = rejected.HttpContext;
+        string message;
+        if (rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter))
+        {
+            var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+            context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            message = $"Rate limit exceeded for this API key; retry after {seconds} s.";
+        }
+        else
+        {
+            context.Response.Headers.RetryAfter = "1";
+            message = "Too many open streams for this API key; close one and retry.";
+        }
+        if (ChatStreamErrors.Owns(context)) await ChatStreamErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, message);
+        else await WebChatErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, message);
+    }
+}
