@@ -166,21 +166,14 @@ public static class ChatStreamApi
 /// <summary>Writes one run's chat-stream events as SSE <c>data:</c> lines, each flushed whole, with <c>: ping</c> comments while idle.</summary>
 internal sealed class ChatStreamResult(Guid threadId, InboundMessageAccepted accepted) : IResult
 {
-    private static readonly byte[] Heartbeat = ": ping\n\n"u8.ToArray();
-
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var services = httpContext.RequestServices;
-        using var ending = CancellationTokenSource.CreateLinkedTokenSource(
-            httpContext.RequestAborted, services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
-        var cancellationToken = ending.Token;
+        using var lifetime = SseResponse.LinkLifetime(httpContext);
+        var cancellationToken = lifetime.Token;
         var heartbeat = TimeSpan.FromSeconds(services.GetRequiredService<IOptions<StreamingOptions>>().Value.HeartbeatSeconds);
         var response = httpContext.Response;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        response.Headers["X-Accel-Buffering"] = "no";
-        response.Headers.ContentEncoding = "identity";
-        await response.StartAsync(cancellationToken);
+        await SseResponse.StartAsync(response, cancellationToken);
         var events = ChatStreamApi.ProjectRunAsync(services.GetRequiredService<ThreadEventReader>(), threadId, accepted, heartbeat, cancellationToken);
         try
         {
@@ -204,7 +197,7 @@ internal sealed class ChatStreamResult(Guid threadId, InboundMessageAccepted acc
         {
             if (e is null)
             {
-                await output.WriteAsync(Heartbeat, cancellationToken);
+                await output.WriteAsync(SseResponse.Heartbeat, cancellationToken);
                 await output.FlushAsync(cancellationToken);
                 continue;
             }

@@ -19,17 +19,12 @@ namespace Parley.Server.Streaming;
 /// </summary>
 public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, ThreadStreamMode mode) : IResult
 {
-    private static readonly byte[] Heartbeat = ": ping\n\n"u8.ToArray();
-
     /// <inheritdoc />
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var services = httpContext.RequestServices;
-        // End streams as soon as the server begins to stop, rather than holding shutdown open: clients reconnect with
-        // Last-Event-ID (to this node when it is back, or to another) and lose nothing.
-        using var ending = CancellationTokenSource.CreateLinkedTokenSource(
-            httpContext.RequestAborted, services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
-        var cancellationToken = ending.Token;
+        using var lifetime = SseResponse.LinkLifetime(httpContext);
+        var cancellationToken = lifetime.Token;
         var store = services.GetRequiredService<IThreadStore>();
 
         IAsyncEnumerable<ThreadStreamItem> source;
@@ -49,15 +44,8 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
             source = services.GetRequiredService<ThreadEventReader>().ReadAsync(thread.Id, afterSequence, heartbeat, cancellationToken);
         }
 
-        var response = httpContext.Response;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        response.Headers["X-Accel-Buffering"] = "no";
-        response.Headers.ContentEncoding = "identity";
-        httpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseBodyFeature>()?.DisableBuffering();
-        await response.StartAsync(cancellationToken);
-
-        await using var buffered = new BufferedStream(response.Body, 16 * 1024);
+        await SseResponse.StartAsync(httpContext.Response, cancellationToken);
+        await using var buffered = new BufferedStream(httpContext.Response.Body, 16 * 1024);
         try
         {
             await SseFormatter.WriteAsync(ProjectAsync(source, buffered, cancellationToken), buffered, FormatData, cancellationToken);
@@ -85,7 +73,7 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
             switch (item.Kind)
             {
                 case ThreadStreamItemKind.Heartbeat:
-                    await output.WriteAsync(Heartbeat, cancellationToken);
+                    await output.WriteAsync(SseResponse.Heartbeat, cancellationToken);
                     await output.FlushAsync(cancellationToken);
                     break;
                 case ThreadStreamItemKind.Flush:

@@ -15,24 +15,14 @@ namespace Parley.Tests.ChatStream;
 /// <summary>The chat-stream dialect: /chat/stream and /chat, Bearer keys, errors, limits and budgets.</summary>
 public sealed class ChatStreamTests : IAsyncLifetime
 {
-    private ScriptedOpenAIServer _model = null!;
-    private SignedWebhookReceiver _webhook = null!;
+    private ModelRig _rig = null!;
     private readonly Guid _agentId = Guid.NewGuid();
-    private readonly string _secretVariable = "PARLEY_TEST_SECRET_" + Guid.NewGuid().ToString("N");
+    private ScriptedOpenAIServer _model => _rig.Model;
+    private SignedWebhookReceiver _webhook => _rig.Webhook;
+    private string _secretVariable => _rig.SecretVariable;
 
-    public async ValueTask InitializeAsync()
-    {
-        _model = await ScriptedOpenAIServer.StartAsync();
-        _webhook = await SignedWebhookReceiver.StartAsync();
-        Environment.SetEnvironmentVariable(_secretVariable, _webhook.Secret);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        Environment.SetEnvironmentVariable(_secretVariable, null);
-        await _webhook.DisposeAsync();
-        await _model.DisposeAsync();
-    }
+    public async ValueTask InitializeAsync() => _rig = await ModelRig.StartAsync();
+    public async ValueTask DisposeAsync() => await _rig.DisposeAsync();
 
     private async Task<ParleyTestServer> StartAsync(params string[] extra)
     {
@@ -50,11 +40,7 @@ public sealed class ChatStreamTests : IAsyncLifetime
                 secretEnvironmentVariable: {{{_secretVariable}}}
                 parameters: { type: object, properties: { order_id: { type: string } }, required: [order_id] }
             """);
-        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs:
-        [
-            "--Parley:Models:test:Provider=openai", $"--Parley:Models:test:Endpoint={_model.Endpoint}",
-            "--Parley:Models:test:Model=gpt-test", "--Parley:Models:test:MaxRetries=0", .. extra,
-        ]);
+        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs: [.. _rig.ModelArgs(), .. extra]);
     }
 
     private static HttpClient Bearer(ParleyTestServer server, string key = ParleyTestServer.DemoKey)

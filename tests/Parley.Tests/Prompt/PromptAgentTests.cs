@@ -13,24 +13,14 @@ namespace Parley.Tests.Prompt;
 /// <summary>PROMPT agents end to end: the real OpenAI client against a scripted OpenAI-compatible server on loopback.</summary>
 public sealed class PromptAgentTests : IAsyncLifetime
 {
-    private ScriptedOpenAIServer _model = null!;
-    private SignedWebhookReceiver _webhook = null!;
+    private ModelRig _rig = null!;
     private readonly Guid _agentId = Guid.NewGuid();
-    private readonly string _secretVariable = "PARLEY_TEST_SECRET_" + Guid.NewGuid().ToString("N");
+    private ScriptedOpenAIServer _model => _rig.Model;
+    private SignedWebhookReceiver _webhook => _rig.Webhook;
+    private string _secretVariable => _rig.SecretVariable;
 
-    public async ValueTask InitializeAsync()
-    {
-        _model = await ScriptedOpenAIServer.StartAsync();
-        _webhook = await SignedWebhookReceiver.StartAsync();
-        Environment.SetEnvironmentVariable(_secretVariable, _webhook.Secret);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        Environment.SetEnvironmentVariable(_secretVariable, null);
-        await _webhook.DisposeAsync();
-        await _model.DisposeAsync();
-    }
+    public async ValueTask InitializeAsync() => _rig = await ModelRig.StartAsync();
+    public async ValueTask DisposeAsync() => await _rig.DisposeAsync();
 
     private string AgentYaml(string model = "test") => $$$"""
         id: {{{_agentId}}}
@@ -60,16 +50,7 @@ public sealed class PromptAgentTests : IAsyncLifetime
     {
         var agents = TestAgents.NewFolder();
         TestAgents.Write(agents, "support.yaml", AgentYaml());
-        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs:
-        [
-            "--Parley:Models:test:Provider=openai",
-            $"--Parley:Models:test:Endpoint={endpoint ?? _model.Endpoint}",
-            "--Parley:Models:test:Model=gpt-test",
-            $"--Parley:Models:test:MaxRetries={retries}",
-            "--Parley:Models:test:RetryDelayMs=50",
-            $"--Parley:Models:test:TimeoutSeconds={timeoutSeconds}",
-            $"--Parley:Models:test:ContextTokens={contextTokens}",
-        ]);
+        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs: _rig.ModelArgs(retries, timeoutSeconds, contextTokens, endpoint));
     }
 
     [Fact]
