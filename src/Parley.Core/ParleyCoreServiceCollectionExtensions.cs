@@ -24,6 +24,8 @@ public static class ParleyCoreServiceCollectionExtensions
     {
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IThreadEventBus, InProcessThreadEventBus>();
+        services.AddMetrics();
+        services.TryAddSingleton<Diagnostics.ParleyMetrics>();
         services.TryAddSingleton<ThreadEventReader>();
         services.TryAddSingleton<ThreadService>();
         services.TryAddSingleton<AgentCatalog>();

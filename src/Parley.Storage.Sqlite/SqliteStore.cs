@@ -16,11 +16,12 @@ public sealed partial class SqliteStore : IDisposable
     private readonly IThreadEventBus _bus;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Core.Diagnostics.ParleyMetrics _metrics;
 
     /// <summary>Opens (creating and migrating when needed) the database named by <paramref name="options"/>.</summary>
     /// <exception cref="ArgumentException">The connection string is invalid.</exception>
     /// <exception cref="SqliteException">The file cannot be opened or created.</exception>
-    public SqliteStore(IOptions<SqliteStoreOptions> options, IThreadEventBus bus, TimeProvider time)
+    public SqliteStore(IOptions<SqliteStoreOptions> options, IThreadEventBus bus, TimeProvider time, Core.Diagnostics.ParleyMetrics metrics)
     {
         var builder = new SqliteConnectionStringBuilder(options.Value.ConnectionString) { Pooling = true };
         if (builder.Mode is SqliteOpenMode.ReadWriteCreate && !string.IsNullOrEmpty(builder.DataSource) && builder.DataSource != ":memory:")
@@ -32,6 +33,7 @@ public sealed partial class SqliteStore : IDisposable
         DataSource = builder.DataSource;
         _bus = bus;
         _time = time;
+        _metrics = metrics;
         using var connection = Open();
         SqliteSchema.Migrate(connection);
     }
@@ -65,6 +67,7 @@ public sealed partial class SqliteStore : IDisposable
             using var tx = connection.BeginTransaction(deferred: false);
             var (result, events) = write(connection, tx);
             tx.Commit();
+            if (events.Count > 0) _metrics.EventsAppended.Add(events.Count);
             _bus.Publish(events);
             return result;
         }

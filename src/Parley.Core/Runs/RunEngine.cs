@@ -28,6 +28,8 @@ public sealed partial class RunEngine(
     IAgentStore agents,
     IEnumerable<IAgentExecutor> executors,
     IOptions<RunEngineOptions> options,
+    Diagnostics.ParleyMetrics metrics,
+    TimeProvider time,
     ILogger<RunEngine> logger) : BackgroundService
 {
     // Per thread: a counter bumped by every Schedule. A drainer removes its entry only when the counter is unchanged,
@@ -67,6 +69,8 @@ public sealed partial class RunEngine(
         {
             if (run.Status == RunStatus.running)
                 await FailAsync(run, "The server stopped while the run was executing.", null, CancellationToken.None);
+            else
+                metrics.QueuedRuns.Add(1);
             Schedule(run.ThreadId);
         }
     }
@@ -118,9 +122,10 @@ public sealed partial class RunEngine(
             var run = change.SaveRun(queued with { Status = RunStatus.running, StartedAt = change.Now }, ThreadEventTypes.RunStarted);
             return (change.Thread, run);
         }, CancellationToken.None);
+        metrics.QueuedRuns.Add(-1);
         if (started is not { } s) return;
         var run = s.Run;
-        var progress = new RunProgress();
+        var progress = new RunProgress { StartedAt = time.GetTimestamp() };
 
         Log.RunStarted(logger, run.Id, run.ThreadId);
         using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
@@ -159,6 +164,7 @@ public sealed partial class RunEngine(
             await threads.UpdateThreadAsync(run.ThreadId, change =>
                 change.SaveRun(run with { Status = RunStatus.success, EndedAt = change.Now, Usage = progress.Usage }, ThreadEventTypes.RunCompleted), CancellationToken.None);
             Log.RunCompleted(logger, run.Id);
+            metrics.RunDuration.Record(time.GetElapsedTime(progress.StartedAt).TotalMilliseconds, new KeyValuePair<string, object?>("status", "success"));
             return;
         }
         var error = failure is OperationCanceledException && _stopping.IsCancellationRequested
@@ -166,6 +172,7 @@ public sealed partial class RunEngine(
             : Describe(failure);
         Log.RunFailed(logger, failure, run.Id);
         await FailAsync(run, error, progress, CancellationToken.None);
+        metrics.RunDuration.Record(time.GetElapsedTime(progress.StartedAt).TotalMilliseconds, new KeyValuePair<string, object?>("status", "error"));
     }
 
     /// <summary>Queued updates per run before the executor waits for the writer.</summary>
@@ -188,6 +195,11 @@ public sealed partial class RunEngine(
                     foreach (var update in batch) Apply(change, run, update, progress);
                     return true;
                 }, CancellationToken.None);
+                if (!progress.FirstOutputRecorded && progress.HasOutput)
+                {
+                    progress.FirstOutputRecorded = true;
+                    metrics.TimeToFirstOutput.Record(time.GetElapsedTime(progress.StartedAt).TotalMilliseconds);
+                }
                 batch.Clear();
             }
         }
@@ -240,6 +252,15 @@ public sealed partial class RunEngine(
 
         /// <summary>Tokens used so far, or null when no model was called.</summary>
         public Models.TokenUsage? Usage { get; set; }
+
+        /// <summary>When the run started (<see cref="TimeProvider.GetTimestamp"/>).</summary>
+        public long StartedAt { get; init; }
+
+        /// <summary>True once a delta or message was applied.</summary>
+        public bool HasOutput { get; set; }
+
+        /// <summary>True once time-to-first-output was recorded.</summary>
+        public bool FirstOutputRecorded { get; set; }
     }
 
     /// <summary>Turns one executor update into changes of the thread.</summary>
@@ -249,11 +270,13 @@ public sealed partial class RunEngine(
         switch (update)
         {
             case TextDeltaUpdate d:
+                progress.HasOutput = true;
                 progress.PendingMessageId ??= Guid.CreateVersion7(change.Now);
                 progress.PendingText.Append(d.Delta);
                 change.Append(ThreadEventTypes.MessageDelta, run.Id, new MessageDeltaData(progress.PendingMessageId.Value, d.Delta), CoreJsonContext.Payloads.MessageDeltaData);
                 break;
             case OutboundMessageUpdate m:
+                progress.HasOutput = true;
                 if (m.Usage is { } usage) progress.Usage = (progress.Usage ?? Models.TokenUsage.Zero) + usage;
                 change.AddMessage(new ThreadMessage
                 {

@@ -16,7 +16,7 @@ public sealed record InboundMessageAccepted(ThreadMessage Message, Run? Run, lon
 /// dialect shares (organization scoping, closed threads, the inactivity window, queueing of runs) and throws
 /// <see cref="ParleyException"/> for a client's mistakes.
 /// </summary>
-public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrganizationStore organizations, RunEngine runEngine, TimeProvider time)
+public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrganizationStore organizations, RunEngine runEngine, TimeProvider time, Diagnostics.ParleyMetrics metrics)
 {
     /// <summary>The <c>closedReason</c> of a thread whose inactivity window ran out.</summary>
     public const string WindowExpiredReason = "window_expired";
@@ -110,7 +110,11 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
 
         if (accepted is null)
             throw ParleyException.BadRequest($"threadId: thread {threadId} is closed and accepts no messages.");
-        if (accepted.Run is not null) runEngine.Schedule(threadId);
+        if (accepted.Run is not null)
+        {
+            metrics.QueuedRuns.Add(1);
+            runEngine.Schedule(threadId);
+        }
         return accepted;
     }
 

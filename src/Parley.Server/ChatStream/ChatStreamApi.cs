@@ -173,11 +173,14 @@ internal sealed class ChatStreamResult(Guid threadId, InboundMessageAccepted acc
         var cancellationToken = lifetime.Token;
         var heartbeat = TimeSpan.FromSeconds(services.GetRequiredService<IOptions<StreamingOptions>>().Value.HeartbeatSeconds);
         var response = httpContext.Response;
+        var metrics = services.GetRequiredService<Parley.Core.Diagnostics.ParleyMetrics>();
         await SseResponse.StartAsync(response, cancellationToken);
+        metrics.OpenStreams.Add(1);
+        using var closed = new OpenStreamScope(metrics);
         var events = ChatStreamApi.ProjectRunAsync(services.GetRequiredService<ThreadEventReader>(), threadId, accepted, heartbeat, cancellationToken);
         try
         {
-            await SseFormatter.WriteAsync(ItemsAsync(events, response.Body, cancellationToken), response.Body,
+            await SseFormatter.WriteAsync(ItemsAsync(events, response.Body, metrics.EventsDelivered, cancellationToken), response.Body,
                 static (item, writer) =>
                 {
                     using var json = new Utf8JsonWriter(writer);
@@ -191,7 +194,7 @@ internal sealed class ChatStreamResult(Guid threadId, InboundMessageAccepted acc
     }
 
     private static async IAsyncEnumerable<SseItem<ChatStreamEvent>> ItemsAsync(
-        IAsyncEnumerable<ChatStreamEvent?> events, Stream output, [EnumeratorCancellation] CancellationToken cancellationToken)
+        IAsyncEnumerable<ChatStreamEvent?> events, Stream output, System.Diagnostics.Metrics.Counter<long> delivered, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await foreach (var e in events.WithCancellation(cancellationToken))
         {
@@ -201,6 +204,7 @@ internal sealed class ChatStreamResult(Guid threadId, InboundMessageAccepted acc
                 await output.FlushAsync(cancellationToken);
                 continue;
             }
+            delivered.Add(1);
             yield return new SseItem<ChatStreamEvent>(e);
         }
     }

@@ -6,6 +6,7 @@ using Parley.Server.Demo;
 using Parley.Server.Streaming;
 using Parley.Server.WebChat;
 using Parley.Storage.Sqlite;
+using OpenTelemetry.Metrics;
 using Scalar.AspNetCore;
 
 namespace Parley.Server.Hosting;
@@ -56,6 +57,10 @@ public static class ParleyApplication
             return Task.CompletedTask;
         }));
         services.AddHealthChecks();
+        if (configuration.GetValue<bool>("Parley:Metrics:Prometheus"))
+            services.AddOpenTelemetry().WithMetrics(metrics => metrics
+                .AddMeter(Parley.Core.Diagnostics.ParleyMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+                .AddPrometheusExporter());
         services.AddSingleton<ParleyStartup>();
         services.AddHostedService(sp => sp.GetRequiredService<ParleyStartup>());
         services.AddHostedService<AgentFileWatcher>();
@@ -73,6 +78,8 @@ public static class ParleyApplication
         app.MapOpenApi();
         app.MapScalarApiReference("/docs", o => o.WithTitle("Parley API reference").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
         app.MapHealthChecks("/healthz");
+        if (app.Configuration.GetValue<bool>("Parley:Metrics:Prometheus"))
+            app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/", StartPage.Render).ExcludeFromDescription();
         app.MapWebChatThreads();
         app.MapWebChatAgents();

@@ -19,6 +19,8 @@ namespace Parley.Server.Streaming;
 /// </summary>
 public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, ThreadStreamMode mode) : IResult
 {
+    private System.Diagnostics.Metrics.Counter<long>? _delivered;
+
     /// <inheritdoc />
     public async Task ExecuteAsync(HttpContext httpContext)
     {
@@ -44,7 +46,11 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
             source = services.GetRequiredService<ThreadEventReader>().ReadAsync(thread.Id, afterSequence, heartbeat, cancellationToken);
         }
 
+        var metrics = services.GetRequiredService<Parley.Core.Diagnostics.ParleyMetrics>();
         await SseResponse.StartAsync(httpContext.Response, cancellationToken);
+        metrics.OpenStreams.Add(1);
+        _delivered = metrics.EventsDelivered;
+        using var closed = new OpenStreamScope(metrics);
         await using var buffered = new BufferedStream(httpContext.Response.Body, 16 * 1024);
         try
         {
@@ -82,7 +88,10 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
                 case ThreadStreamItemKind.Event:
                     var e = item.Event!;
                     if (Project(e) is { } eventType)
+                    {
+                        _delivered?.Add(1);
                         yield return new SseItem<ThreadEvent>(e, eventType) { EventId = e.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+                    }
                     // The stream ends with the thread: at thread.closed, or when a run closed it, at that run's end.
                     if (e.Type == ThreadEventTypes.ThreadClosed)
                     {
@@ -121,4 +130,10 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
             after = page[^1].Sequence;
         }
     }
+}
+
+/// <summary>Counts a stream as closed when the response ends, however it ends.</summary>
+internal readonly struct OpenStreamScope(Parley.Core.Diagnostics.ParleyMetrics metrics) : IDisposable
+{
+    public void Dispose() => metrics.OpenStreams.Add(-1);
 }

@@ -1,0 +1,44 @@
+using System.Diagnostics.Metrics;
+
+namespace Parley.Core.Diagnostics;
+
+/// <summary>
+/// Parley's own instruments, on the meter <see cref="MeterName"/> (System.Diagnostics.Metrics; exported by
+/// OpenTelemetry, e.g. to the opt-in Prometheus endpoint <c>/metrics</c>). Created through <see cref="IMeterFactory"/>
+/// so that every host (and every test host) has its own.
+/// </summary>
+public sealed class ParleyMetrics
+{
+    /// <summary>The meter's name.</summary>
+    public const string MeterName = "Parley";
+
+    /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>.</summary>
+    public ParleyMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        OpenStreams = meter.CreateUpDownCounter<long>("parley.streams.open", "{stream}", "SSE streams open now, all dialects.");
+        EventsAppended = meter.CreateCounter<long>("parley.events.appended", "{event}", "Events appended to thread logs.");
+        EventsDelivered = meter.CreateCounter<long>("parley.events.delivered", "{event}", "SSE events written to clients.");
+        RunDuration = meter.CreateHistogram<double>("parley.run.duration", "ms", "Time from a run's start to its end.");
+        TimeToFirstOutput = meter.CreateHistogram<double>("parley.run.time_to_first_delta", "ms", "Time from a run's start to its first text delta or message.");
+        QueuedRuns = meter.CreateUpDownCounter<long>("parley.runs.queued", "{run}", "Runs waiting to start (queue depth).");
+    }
+
+    /// <summary>SSE streams open now.</summary>
+    public UpDownCounter<long> OpenStreams { get; }
+
+    /// <summary>Events appended to thread logs.</summary>
+    public Counter<long> EventsAppended { get; }
+
+    /// <summary>SSE events written to clients.</summary>
+    public Counter<long> EventsDelivered { get; }
+
+    /// <summary>Run durations, in milliseconds, tagged with <c>status</c>.</summary>
+    public Histogram<double> RunDuration { get; }
+
+    /// <summary>Time to a run's first output, in milliseconds.</summary>
+    public Histogram<double> TimeToFirstOutput { get; }
+
+    /// <summary>Runs waiting to start.</summary>
+    public UpDownCounter<long> QueuedRuns { get; }
+}
