@@ -23,7 +23,7 @@ public sealed partial class SqliteStore : IDisposable
     /// <exception cref="SqliteException">The file cannot be opened or created.</exception>
     public SqliteStore(IOptions<SqliteStoreOptions> options, IThreadEventBus bus, TimeProvider time, Core.Diagnostics.ParleyMetrics metrics)
     {
-        var builder = new SqliteConnectionStringBuilder(options.Value.ConnectionString) { Pooling = true };
+        var builder = new SqliteConnectionStringBuilder(options.Value.ConnectionString) { Pooling = true, ForeignKeys = true, DefaultTimeout = 5 };
         if (builder.Mode is SqliteOpenMode.ReadWriteCreate && !string.IsNullOrEmpty(builder.DataSource) && builder.DataSource != ":memory:")
         {
             var folder = Path.GetDirectoryName(Path.GetFullPath(builder.DataSource));
@@ -45,17 +45,31 @@ public sealed partial class SqliteStore : IDisposable
     public void Dispose()
     {
         _writeLock.Dispose();
+        _writer?.Dispose();
         SqliteConnection.ClearAllPools();
     }
 
+    /// <summary>A pooled connection for reads (foreign keys and the busy timeout come from the connection string).</summary>
     private SqliteConnection Open()
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;";
-        pragma.ExecuteNonQuery();
         return connection;
+    }
+
+    // The one connection that writes, opened once and used only under _writeLock: no pool round trip or PRAGMAs per
+    // write. synchronous=NORMAL is safe in WAL mode (a power cut may lose the last commits, never corrupt the file).
+    private SqliteConnection? _writer;
+
+    private SqliteConnection Writer()
+    {
+        if (_writer is not null) return _writer;
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=NORMAL;";
+        pragma.ExecuteNonQuery();
+        return _writer = connection;
     }
 
     private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, (T Result, IReadOnlyList<ThreadEvent> Events)> write, CancellationToken cancellationToken)
@@ -63,7 +77,7 @@ public sealed partial class SqliteStore : IDisposable
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            using var connection = Open();
+            var connection = Writer();
             using var tx = connection.BeginTransaction(deferred: false);
             var (result, events) = write(connection, tx);
             tx.Commit();

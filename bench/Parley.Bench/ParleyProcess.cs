@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Parley.Bench;
+
+/// <summary>A Parley server in its own process on 127.0.0.1, with the scripted model and bench agents; ended by its PID.</summary>
+internal sealed class ParleyProcess : IAsyncDisposable
+{
+    public const string ApiKey = "pk_bench";
+    public static readonly Guid StreamingAgent = Guid.Parse("b0000000-0000-4000-8000-000000000001");
+    public static readonly Guid SilentAgent = Guid.Parse("b0000000-0000-4000-8000-000000000002");
+
+    private readonly Process _process;
+    private readonly string _folder;
+
+    private ParleyProcess(Process process, string folder, Uri address)
+    {
+        _process = process;
+        _folder = folder;
+        Address = address;
+    }
+
+    public Uri Address { get; }
+    public int Pid => _process.Id;
+
+    /// <summary>Resident memory of the server process, in bytes (from /proc).</summary>
+    public long ResidentBytes()
+    {
+        _process.Refresh();
+        return _process.WorkingSet64;
+    }
+
+    /// <summary>Total CPU time the server process used so far.</summary>
+    public TimeSpan CpuTime()
+    {
+        _process.Refresh();
+        return _process.TotalProcessorTime;
+    }
+
+    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs)
+    {
+        if (!File.Exists(serverDll)) throw new FileNotFoundException($"Parley server not built: {serverDll} (run: dotnet build -c Release src/Parley.Server)");
+        var folder = Directory.CreateTempSubdirectory("parley-bench-").FullName;
+        var agents = Directory.CreateDirectory(Path.Combine(folder, "agents")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(agents, "streamer.yaml"),
+            $"id: {StreamingAgent}\nname: Streamer\nmode: PROMPT\nmodel: bench\ninstructions: Stream.\n");
+        await File.WriteAllTextAsync(Path.Combine(agents, "silent.yaml"),
+            $"id: {SilentAgent}\nname: Silent\nmode: FLOW\ndiscardInboundSms: true\nflow: {{ start: a, nodes: {{ a: {{ type: say, text: hi }} }} }}\n");
+        var port = FreePort();
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = folder,
+        };
+        foreach (var arg in new[]
+        {
+            serverDll, $"--urls=http://127.0.0.1:{port}", $"--ConnectionStrings:Parley=Data Source={Path.Combine(folder, "bench.db")}",
+            $"--Parley:Demo:ApiKey={ApiKey}", "--Parley:Demo:PrintBanner=false", $"--Parley:Agents:Path={agents}", "--Parley:Agents:Watch=false",
+            "--Parley:Models:bench:Provider=scripted", $"--Parley:Models:bench:ScriptedTokens={replyTokens}",
+            $"--Parley:Models:bench:ScriptedDelayMs={tokenDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+            "--Parley:RateLimits:RequestsPerMinute=100000000", "--Parley:RateLimits:Burst=1000000", "--Parley:RateLimits:MaxConcurrentStreams=1000000",
+            "--Parley:Runs:MaxConcurrentRuns=2048", "--Parley:Streaming:HeartbeatSeconds=15", "--Logging:LogLevel:Default=Warning",
+        }) info.ArgumentList.Add(arg);
+        info.Environment["DOTNET_gcServer"] = "0";
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 }) Console.Error.WriteLine("[server] " + e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var address = new Uri($"http://127.0.0.1:{port}");
+        using var http = new HttpClient { BaseAddress = address };
+        for (var i = 0; i < 300; i++)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"Parley exited with {process.ExitCode}");
+            try
+            {
+                if ((await http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK) return new ParleyProcess(process, folder, address);
+            }
+            catch (HttpRequestException) { }
+            await Task.Delay(100);
+        }
+        process.Kill();
+        throw new TimeoutException("Parley did not become healthy within 30 s");
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+        try { Directory.Delete(_folder, recursive: true); } catch (IOException) { }
+    }
+}
