@@ -49,11 +49,17 @@ public sealed partial class SqliteStore : IAgentStore
         return Task.FromResult(ReadAgent(connection, id, null));
     }
 
+    // Agent versions never change once published, so a version read once is kept (a few KB per version).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, AgentVersion> _versions = new();
+
     /// <inheritdoc />
     public Task<AgentVersion?> GetAgentVersionAsync(Guid id, CancellationToken cancellationToken = default)
     {
+        if (_versions.TryGetValue(id, out var cached)) return Task.FromResult<AgentVersion?>(cached);
         using var connection = Open();
-        return Task.FromResult(ReadVersion(connection, id, null));
+        var version = ReadVersion(connection, id, null);
+        if (version is not null) _versions.TryAdd(id, version);
+        return Task.FromResult(version);
     }
 
     /// <inheritdoc />

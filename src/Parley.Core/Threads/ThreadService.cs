@@ -71,9 +71,14 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
     /// (unless the agent version discards inbound messages or a human has the thread), all in one write.
     /// </summary>
     /// <exception cref="ParleyException">NotFound, Forbidden, or BadRequest when the thread is closed (a thread whose window ran out is closed first, with reason <c>window_expired</c>).</exception>
-    public async Task<InboundMessageAccepted> PostInboundMessageAsync(Guid organizationId, Guid threadId, string text, CancellationToken cancellationToken = default)
+    public async Task<InboundMessageAccepted> PostInboundMessageAsync(Guid organizationId, Guid threadId, string text, CancellationToken cancellationToken = default) =>
+        await PostInboundMessageAsync(organizationId, await GetAsync(organizationId, threadId, cancellationToken), text, cancellationToken);
+
+    /// <summary>As <see cref="PostInboundMessageAsync(Guid, Guid, string, CancellationToken)"/>, for a thread the caller has already read and authorized.</summary>
+    public async Task<InboundMessageAccepted> PostInboundMessageAsync(Guid organizationId, ChatThread thread, string text, CancellationToken cancellationToken = default)
     {
-        var thread = await GetAsync(organizationId, threadId, cancellationToken);
+        EnsureOwner(thread, organizationId);
+        var threadId = thread.Id;
         await EnsureBalanceAsync(organizationId, cancellationToken);
         var version = await agents.GetAgentVersionAsync(thread.AgentVersionId, cancellationToken)
             ?? throw new InvalidOperationException($"Thread {threadId} pins a missing agent version.");

@@ -76,8 +76,8 @@ public static class WebChatThreadsApi
         var id = JsonBody.RouteUuid(threadId, "threadId");
         var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
         var text = JsonBody.RequiredString(body, "message", limits.Value.MaxMessageLength);
-        await FindAccessibleThreadAsync(http.User, threads, id, cancellationToken);
-        var accepted = await threads.PostInboundMessageAsync(http.User.GetOrganizationId(), id, text, CancellationToken.None);
+        var thread = await FindAccessibleThreadAsync(http.User, threads, id, cancellationToken);
+        var accepted = await threads.PostInboundMessageAsync(http.User.GetOrganizationId(), thread, text, CancellationToken.None);
         return TypedResults.Ok(new SendMessageResponse(accepted.Run is null ? "stored" : "queued", id.ToString("D"), accepted.Message.Id.ToString("D"), accepted.WindowExpiresIn));
     }
 
