@@ -162,7 +162,12 @@ public sealed partial class RunEngine(
         if (failure is null)
         {
             await threads.UpdateThreadAsync(run.ThreadId, change =>
-                change.SaveRun(run with { Status = RunStatus.success, EndedAt = change.Now, Usage = progress.Usage }, ThreadEventTypes.RunCompleted), CancellationToken.None);
+            {
+                // A run that ends the conversation closes the thread in the same transaction as its own end, so no
+                // reader ever sees a closed thread whose closing run is still open.
+                if (progress.CloseReason is { } reason) change.Close(reason, run.Id);
+                return change.SaveRun(run with { Status = RunStatus.success, EndedAt = change.Now, Usage = progress.Usage }, ThreadEventTypes.RunCompleted);
+            }, CancellationToken.None);
             Log.RunCompleted(logger, run.Id);
             metrics.RunDuration.Record(time.GetElapsedTime(progress.StartedAt).TotalMilliseconds, new KeyValuePair<string, object?>("status", "success"));
             return;
@@ -225,6 +230,7 @@ public sealed partial class RunEngine(
                 RunId = run.Id,
                 CreatedAt = change.Now,
             });
+            if (progress?.CloseReason is { } reason) change.Close(reason, run.Id);
             return change.SaveRun(run with { Status = RunStatus.error, EndedAt = change.Now, Error = error, Usage = progress?.Usage }, ThreadEventTypes.RunFailed);
         }, cancellationToken);
 
@@ -258,6 +264,9 @@ public sealed partial class RunEngine(
 
         /// <summary>True once a delta or message was applied.</summary>
         public bool HasOutput { get; set; }
+
+        /// <summary>Why the agent ended the conversation, or null; the thread closes when the run ends.</summary>
+        public string? CloseReason { get; set; }
 
         /// <summary>True once time-to-first-output was recorded.</summary>
         public bool FirstOutputRecorded { get; set; }
@@ -306,7 +315,7 @@ public sealed partial class RunEngine(
                 change.UpdateState(state: thread.State with { Control = ChatThreadState.HumanControl, HandOffReason = h.Reason }, runId: run.Id);
                 break;
             case CloseThreadUpdate c:
-                change.Close(c.Reason, run.Id);
+                progress.CloseReason ??= c.Reason; // applied with the run's end
                 break;
             case ToolCallUpdate call:
                 change.Append(ThreadEventTypes.ToolCall, run.Id, new ToolCallData(call.CallId, call.Name, ParseJson(call.ArgumentsJson)), CoreJsonContext.Payloads.ToolCallData);
