@@ -24,10 +24,13 @@ public sealed class ParleyTestServer : IAsyncDisposable
 
     private readonly WebApplication _app;
 
-    private ParleyTestServer(WebApplication app, string folder)
+    private readonly bool _ownsFolder;
+
+    private ParleyTestServer(WebApplication app, string folder, bool ownsFolder)
     {
         _app = app;
         Folder = folder;
+        _ownsFolder = ownsFolder;
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         BaseAddress = new Uri(address);
         Client = CreateClient(DemoKey);
@@ -46,6 +49,7 @@ public sealed class ParleyTestServer : IAsyncDisposable
         Action<WebApplicationBuilder>? configure = null,
         params string[] extraArgs)
     {
+        var ownsFolder = folder is null;
         folder ??= Directory.CreateTempSubdirectory("parley-test-").FullName;
         var args = new List<string>
         {
@@ -61,7 +65,7 @@ public sealed class ParleyTestServer : IAsyncDisposable
         args.AddRange(extraArgs);
         var app = ParleyApplication.Build(args.ToArray(), configure);
         await app.StartAsync();
-        return new ParleyTestServer(app, folder);
+        return new ParleyTestServer(app, folder, ownsFolder);
     }
 
     public HttpClient CreateClient(string? apiKey)
@@ -102,8 +106,13 @@ public sealed class ParleyTestServer : IAsyncDisposable
         Client.Dispose();
     }
 
+    /// <summary>Stops the server and deletes the data folder when this server created it.</summary>
     public async ValueTask DisposeAsync()
     {
         try { await StopAsync(); } catch (ObjectDisposedException) { }
+        if (_ownsFolder)
+        {
+            try { Directory.Delete(Folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
     }
 }
