@@ -76,7 +76,11 @@ internal sealed class ParleyProcess : IAsyncDisposable
             if (process.HasExited) throw new InvalidOperationException($"Parley exited with {process.ExitCode}");
             try
             {
-                if ((await http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK) return new ParleyProcess(process, folder, address);
+                if ((await http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK)
+                {
+                    Console.Error.WriteLine($"Parley.Bench: server pid {process.Id} at {address}");
+                    return new ParleyProcess(process, folder, address);
+                }
             }
             catch (HttpRequestException) { }
             await Task.Delay(100);
