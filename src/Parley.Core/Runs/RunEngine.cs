@@ -47,7 +47,12 @@ public sealed partial class RunEngine(
         {
             if (_scheduled.TryAdd(threadId, 0))
             {
-                _drainers[threadId] = Task.Run(() => DrainAsync(threadId));
+                // Register the drainer before it can run, so it is always tracked while it runs and removes only itself.
+                var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var self = new System.Runtime.CompilerServices.StrongBox<Task>();
+                self.Value = DrainWhenStartedAsync(threadId, start.Task, self);
+                _drainers[threadId] = self.Value;
+                start.SetResult();
                 return;
             }
             if (_scheduled.TryGetValue(threadId, out var seen) && _scheduled.TryUpdate(threadId, seen + 1, seen)) return;
@@ -82,6 +87,19 @@ public sealed partial class RunEngine(
         try { await WhenIdleAsync(cancellationToken); } catch (OperationCanceledException) { }
     }
 
+    private async Task DrainWhenStartedAsync(Guid threadId, Task start, System.Runtime.CompilerServices.StrongBox<Task> self)
+    {
+        await start.ConfigureAwait(false);
+        try
+        {
+            await DrainAsync(threadId);
+        }
+        finally
+        {
+            _drainers.TryRemove(new KeyValuePair<Guid, Task>(threadId, self.Value!));
+        }
+    }
+
     private async Task DrainAsync(Guid threadId)
     {
         try
@@ -102,10 +120,6 @@ public sealed partial class RunEngine(
         {
             Log.DrainFailed(logger, ex, threadId);
             _scheduled.TryRemove(threadId, out _);
-        }
-        finally
-        {
-            _drainers.TryRemove(threadId, out _);
         }
     }
 

@@ -138,6 +138,48 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
                 $"Insufficient balance: the organization's token budget of {budget} tokens is spent ({used.Usage.TotalTokens} used).");
     }
 
+    /// <summary>
+    /// Stores a message written by a person (an operator after a hand-off) as an outbound message, with no run. It is
+    /// part of the history the agent sees later.
+    /// </summary>
+    /// <exception cref="ParleyException">NotFound, Forbidden, or BadRequest when the thread is closed.</exception>
+    public async Task<ThreadMessage> PostOperatorMessageAsync(Guid organizationId, Guid threadId, string text, CancellationToken cancellationToken = default)
+    {
+        await GetAsync(organizationId, threadId, cancellationToken);
+        return await threads.UpdateThreadAsync(threadId, change =>
+        {
+            if (!change.Thread.IsActive) throw ParleyException.BadRequest($"threadId: thread {threadId} is closed and accepts no messages.");
+            return change.AddMessage(new ThreadMessage
+            {
+                Id = Guid.CreateVersion7(change.Now),
+                ThreadId = threadId,
+                OrganizationId = organizationId,
+                Direction = MessageDirection.OUTBOUND,
+                MessageBody = text,
+                Status = MessageStatus.SENT,
+                CreatedAt = change.Now,
+            });
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Gives a handed-off thread back to the agent: <c>control</c> becomes <c>agent</c>, and a FLOW that ended at the
+    /// hand-off starts over with the next message. Releasing a thread the agent has changes nothing.
+    /// </summary>
+    /// <exception cref="ParleyException">NotFound, Forbidden, or BadRequest when the thread is closed.</exception>
+    public async Task<ChatThread> ReleaseAsync(Guid organizationId, Guid threadId, CancellationToken cancellationToken = default)
+    {
+        await GetAsync(organizationId, threadId, cancellationToken);
+        return await threads.UpdateThreadAsync(threadId, change =>
+        {
+            if (!change.Thread.IsActive) throw ParleyException.BadRequest($"threadId: thread {threadId} is closed.");
+            if (change.Thread.State.Control == ChatThreadState.AgentControl) return change.Thread;
+            var flow = change.Thread.State.Flow.Ended ? Agents.Flow.FlowState.Initial : change.Thread.State.Flow;
+            change.UpdateState(state: new ChatThreadState(flow, ChatThreadState.AgentControl, null));
+            return change.Thread;
+        }, cancellationToken);
+    }
+
     /// <summary>Closes the thread with <paramref name="reason"/>; closing a closed thread changes nothing.</summary>
     /// <exception cref="ParleyException">NotFound or Forbidden.</exception>
     public async Task<ChatThread> CloseAsync(Guid organizationId, Guid threadId, string reason, CancellationToken cancellationToken = default)

@@ -102,4 +102,5 @@ public sealed record AgentSummary(string Id, string Name, string? Description, A
 [JsonSerializable(typeof(CloseThreadRequest))]
 [JsonSerializable(typeof(AgentList))]
 [JsonSerializable(typeof(UsageReport))]
+[JsonSerializable(typeof(ThreadMessage))]
 public sealed partial class WebChatJsonContext : JsonSerializerContext;

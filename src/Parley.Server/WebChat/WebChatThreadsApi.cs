@@ -45,6 +45,11 @@ public static class WebChatThreadsApi
             .WithName("StreamThreadMessages").WithSummary("SSE stream of new outbound messages (events=all: every thread event)")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .Produces(StatusCodes.Status204NoContent);
+        group.MapPost("/{threadId}/operator-messages", SendOperatorMessageAsync)
+            .WithName("SendOperatorMessage").WithSummary("A person's reply on the thread (after a hand-off): stored as an outbound message, starts no run")
+            .Accepts<SendMessageRequest>("application/json");
+        group.MapPost("/{threadId}/release", ReleaseAsync)
+            .WithName("ReleaseThread").WithSummary("Give a handed-off thread back to the agent");
         group.MapPatch("/{threadId}/close", CloseAsync)
             .WithName("CloseThread").WithSummary("Close a thread")
             .Accepts<CloseThreadRequest>("application/json");
@@ -114,6 +119,25 @@ public static class WebChatThreadsApi
             throw ParleyException.BadRequest("Last-Event-ID: must be a non-negative integer (an id this stream sent).");
         var thread = await FindAccessibleThreadAsync(http.User, threads, id, cancellationToken);
         return new ThreadStreamResult(thread, after, mode);
+    }
+
+    private static async Task<Ok<ThreadMessage>> SendOperatorMessageAsync(
+        string threadId, HttpContext http, ThreadService threads, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
+    {
+        var id = JsonBody.RouteUuid(threadId, "threadId");
+        var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
+        var text = JsonBody.RequiredString(body, "message", limits.Value.MaxMessageLength);
+        await FindAccessibleThreadAsync(http.User, threads, id, cancellationToken);
+        return TypedResults.Ok(await threads.PostOperatorMessageAsync(http.User.GetOrganizationId(), id, text, CancellationToken.None));
+    }
+
+    private static async Task<Ok<WebThreadResponse>> ReleaseAsync(
+        string threadId, ClaimsPrincipal user, ThreadService threads, IAgentStore agents, CancellationToken cancellationToken)
+    {
+        var id = JsonBody.RouteUuid(threadId, "threadId");
+        await FindAccessibleThreadAsync(user, threads, id, cancellationToken);
+        var thread = await threads.ReleaseAsync(user.GetOrganizationId(), id, CancellationToken.None);
+        return TypedResults.Ok(new WebThreadResponse(await ToWebThreadAsync(thread, agents, threads, cancellationToken)));
     }
 
     private static async Task<Ok<WebThreadResponse>> CloseAsync(

@@ -70,12 +70,17 @@ public sealed class SseStream : IAsyncDisposable
         return new SseStream(response, await response.Content.ReadAsStreamAsync());
     }
 
+    // A read that timed out is still pending on the enumerator; the next call must wait for it, never start another
+    // (an async enumerator cannot be advanced twice at once).
+    private Task<bool>? _pendingMove;
+
     /// <summary>The next event, or null when the server ended the stream. Fails after <paramref name="timeoutSeconds"/>.</summary>
     public async Task<SseItem<string>?> NextAsync(double timeoutSeconds = 10)
     {
-        var move = _items.MoveNextAsync().AsTask();
+        var move = _pendingMove ??= _items.MoveNextAsync().AsTask();
         var finished = await Task.WhenAny(move, Task.Delay(TimeSpan.FromSeconds(timeoutSeconds)));
         if (finished != move) throw new TimeoutException($"no SSE event within {timeoutSeconds} s");
+        _pendingMove = null;
         return await move ? _items.Current : null;
     }
 

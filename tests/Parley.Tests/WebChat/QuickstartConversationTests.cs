@@ -113,5 +113,21 @@ public sealed class QuickstartConversationTests : IAsyncLifetime
         Assert.Equal("INBOUND", inbound.Value.Json().GetProperty("direction").GetString());
         // No run follows: the next thing on the idle stream is silence (heartbeats are comments, not events).
         await Assert.ThrowsAsync<TimeoutException>(() => stream.NextAsync(timeoutSeconds: 1.5));
+
+        // The operator answers on the thread; the reply is an outbound message with no run.
+        var reply = await client.PostAsJsonAsync($"/api/v1/threads/{threadId}/operator-messages", new { message = "Unplug it now, I'm on my way." });
+        Assert.Equal(HttpStatusCode.OK, reply.StatusCode);
+        var operatorMessage = (await stream.NextAsync())!.Value.Json();
+        Assert.Equal("OUTBOUND", operatorMessage.GetProperty("direction").GetString());
+        Assert.Equal("Unplug it now, I'm on my way.", operatorMessage.GetProperty("messageBody").GetString());
+        Assert.Equal(JsonValueKind.Null, operatorMessage.GetProperty("runId").ValueKind);
+
+        // Released, the thread is the agent's again and the flow starts over with the next message.
+        var released = await client.PostAsync($"/api/v1/threads/{threadId}/release", null);
+        Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+        Assert.Equal("agent", (await released.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("thread").GetProperty("control").GetString());
+        Assert.Equal("queued", (await client.SendAsync(threadId, "thanks, back to the bot")).GetProperty("status").GetString());
+        var again = await stream.ReadUntilAsync(e => e.EventType == "run.completed");
+        Assert.Contains(again, e => e.EventType == "message.created" && e.Data.Contains("What's your name?"));
     }
 }
