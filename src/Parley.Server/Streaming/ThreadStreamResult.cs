@@ -51,7 +51,8 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
         metrics.OpenStreams.Add(1);
         _delivered = metrics.EventsDelivered;
         using var closed = new OpenStreamScope(metrics);
-        await using var buffered = new BufferedStream(httpContext.Response.Body, 16 * 1024);
+        // Batches replayed events into few writes; small, because an idle stream keeps it (about 4 KB per open stream).
+        await using var buffered = new BufferedStream(httpContext.Response.Body, 4 * 1024);
         try
         {
             await SseFormatter.WriteAsync(ProjectAsync(source, buffered, cancellationToken), buffered, FormatData, cancellationToken);
