@@ -143,6 +143,13 @@ if (Wants("ingest"))
     await using var parley = await ParleyProcess.StartAsync(serverDll, 10, 0);
     using var http = NewClient(parley.Address);
     var threads = await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => CreateThreadAsync(http, ParleyProcess.SilentAgent)));
+    // Warm-up, not measured: a fresh server spends its first seconds in the JIT (tiered compilation was 15 % of the
+    // server's samples in a perf profile of an unwarmed run).
+    var warmUp = Stopwatch.StartNew();
+    await Task.WhenAll(Enumerable.Range(0, workers).Select(async w =>
+    {
+        while (warmUp.Elapsed < TimeSpan.FromSeconds(quick ? 3 : 10)) await PostAsync(http, threads[w], "warm-up");
+    }));
     var latencies = new List<double>[workers];
     var started = Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, workers).Select(async w =>
