@@ -19,5 +19,8 @@ public sealed class UtcTimestampJsonConverter : JsonConverter<DateTimeOffset>
 
     /// <inheritdoc />
     public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options) =>
-        writer.WriteStringValue(value.UtcDateTime.ToString(Format, CultureInfo.InvariantCulture));
+        writer.WriteStringValue(ToText(value));
+
+    /// <summary><paramref name="value"/> as Parley writes every timestamp: ISO 8601 UTC, milliseconds, <c>Z</c>.</summary>
+    public static string ToText(DateTimeOffset value) => value.UtcDateTime.ToString(Format, CultureInfo.InvariantCulture);
 }

@@ -287,7 +287,7 @@ public sealed partial class RunEngine(
     }
 
     /// <summary>Turns one executor update into changes of the thread.</summary>
-    internal static bool Apply(ThreadChange change, Run run, AgentUpdate update, RunProgress progress)
+    internal static void Apply(ThreadChange change, Run run, AgentUpdate update, RunProgress progress)
     {
         var thread = change.Thread;
         switch (update)
@@ -340,7 +340,6 @@ public sealed partial class RunEngine(
             default:
                 throw new InvalidOperationException($"Unknown agent update {update.GetType().Name}.");
         }
-        return true;
     }
 
     private static JsonElement ParseJson(string json)

@@ -13,7 +13,7 @@ public static class WebChatAgentsApi
     public static RouteGroupBuilder MapWebChatAgents(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/api/v1/agents").WithTags("Agents").RequireAuthorization()
-            .AddEndpointFilter(WebChatThreadsApi.WebChatErrorFilter)
+            .AddEndpointFilter(WebChatErrors.Filter)
             .ProducesWebChatErrors();
         group.MapGet("/", ListAgentsAsync).WithName("ListAgents").WithSummary("The organization's agents");
         return group;

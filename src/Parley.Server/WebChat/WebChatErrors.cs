@@ -59,6 +59,27 @@ public static class WebChatErrors
         return context.Response.WriteAsJsonAsync(new WebChatError(status, message, CodeFor(status)), WebChatJsonContext.Default.WebChatError);
     }
 
+    /// <summary>Maps <see cref="ParleyException"/>s thrown by handlers to the envelope.</summary>
+    internal static async ValueTask<object?> Filter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        try
+        {
+            return await next(context);
+        }
+        catch (ParleyException ex)
+        {
+            return WebChatErrors.Result(ex);
+        }
+    }
+
+    /// <summary>Declares the envelope for 400, 401, 403, 404 and 500 in OpenAPI.</summary>
+    internal static RouteGroupBuilder ProducesWebChatErrors(this RouteGroupBuilder group)
+    {
+        foreach (var status in new[] { 400, 401, 403, 404, 500 })
+            group.WithMetadata(new ProducesResponseTypeMetadata(status, typeof(WebChatError), ["application/json"]));
+        return group;
+    }
+
     /// <summary>Gives bodiless error statuses (unknown route, wrong method) the envelope.</summary>
     public static Task WriteStatusCodePageAsync(StatusCodeContext context)
     {

@@ -28,7 +28,7 @@ public static class WebChatThreadsApi
     public static RouteGroupBuilder MapWebChatThreads(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/api/v1/threads").WithTags("Web chat threads").RequireAuthorization()
-            .AddEndpointFilter(WebChatErrorFilter)
+            .AddEndpointFilter(WebChatErrors.Filter)
             .ProducesWebChatErrors();
 
         group.MapPost("/web", CreateWebThreadAsync)
@@ -164,27 +164,6 @@ public static class WebChatThreadsApi
         return thread;
     }
 
-    /// <summary>Maps <see cref="ParleyException"/>s thrown by handlers to the envelope.</summary>
-    internal static async ValueTask<object?> WebChatErrorFilter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
-    {
-        try
-        {
-            return await next(context);
-        }
-        catch (ParleyException ex)
-        {
-            return WebChatErrors.Result(ex);
-        }
-    }
-
-    /// <summary>Declares the envelope for 400, 401, 403, 404 and 500 in OpenAPI.</summary>
-    internal static RouteGroupBuilder ProducesWebChatErrors(this RouteGroupBuilder group)
-    {
-        foreach (var status in new[] { 400, 401, 403, 404, 500 })
-            group.WithMetadata(new ProducesResponseTypeMetadata(status, typeof(WebChatError), ["application/json"]));
-        return group;
-    }
-
     private static async Task<WebThread> ToWebThreadAsync(ChatThread thread, IAgentStore agents, ThreadService threads, CancellationToken cancellationToken)
     {
         var agent = await agents.GetAgentAsync(thread.AgentId, cancellationToken) ?? throw new InvalidOperationException($"Thread {thread.Id} has no agent.");
@@ -199,9 +178,9 @@ public static class WebChatThreadsApi
         AgentVersionId = thread.AgentVersionId.ToString("D"),
         ToPhoneNumber = "web",
         IsActive = thread.IsActive,
-        CreatedAt = Iso(thread.CreatedAt),
-        UpdatedAt = Iso(thread.UpdatedAt),
-        ClosedAt = thread.ClosedAt is { } closed ? Iso(closed) : null,
+        CreatedAt = UtcTimestampJsonConverter.ToText(thread.CreatedAt),
+        UpdatedAt = UtcTimestampJsonConverter.ToText(thread.UpdatedAt),
+        ClosedAt = thread.ClosedAt is { } closed ? UtcTimestampJsonConverter.ToText(closed) : null,
         ClosedReason = thread.ClosedReason,
         Metadata = thread.Metadata,
         Variables = thread.Variables,
@@ -213,5 +192,4 @@ public static class WebChatThreadsApi
         LastEventId = thread.LastSequence,
     };
 
-    private static string Iso(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 }

@@ -24,7 +24,7 @@ public static class WebChatUsageApi
     public static RouteGroupBuilder MapWebChatUsage(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/api/v1/usage").WithTags("Usage").RequireAuthorization()
-            .AddEndpointFilter(WebChatThreadsApi.WebChatErrorFilter)
+            .AddEndpointFilter(WebChatErrors.Filter)
             .ProducesWebChatErrors();
         group.MapGet("/", GetUsageAsync).WithName("GetUsage")
             .WithSummary("Token usage of the organization's runs created in [from, to) (ISO 8601; default: all time)");
@@ -38,7 +38,7 @@ public static class WebChatUsageApi
         if (end <= start) throw ParleyException.BadRequest("to: must be after from.");
         var organizationId = user.GetOrganizationId();
         var usage = await threads.GetOrganizationUsageAsync(organizationId, start, end, cancellationToken);
-        return TypedResults.Ok(new UsageReport(organizationId.ToString("D"), Iso(start), Iso(end), usage.Runs,
+        return TypedResults.Ok(new UsageReport(organizationId.ToString("D"), UtcTimestampJsonConverter.ToText(start), UtcTimestampJsonConverter.ToText(end), usage.Runs,
             usage.Usage.InputTokens, usage.Usage.OutputTokens, usage.Usage.TotalTokens));
     }
 
@@ -47,5 +47,4 @@ public static class WebChatUsageApi
         : DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t.ToUniversalTime()
         : throw ParleyException.BadRequest($"{name}: must be an ISO 8601 date or time.");
 
-    private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString(UtcTimestampJsonConverter.Format, CultureInfo.InvariantCulture);
 }

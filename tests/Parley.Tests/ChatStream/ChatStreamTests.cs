@@ -13,34 +13,26 @@ using static Parley.Tests.Infrastructure.ScriptedOpenAIServer;
 namespace Parley.Tests.ChatStream;
 
 /// <summary>The chat-stream dialect: /chat/stream and /chat, Bearer keys, errors, limits and budgets.</summary>
-public sealed class ChatStreamTests : IAsyncLifetime
+public sealed class ChatStreamTests : ModelRigTests
 {
-    private ModelRig _rig = null!;
-    private readonly Guid _agentId = Guid.NewGuid();
-    private ScriptedOpenAIServer _model => _rig.Model;
-    private SignedWebhookReceiver _webhook => _rig.Webhook;
-    private string _secretVariable => _rig.SecretVariable;
-
-    public async ValueTask InitializeAsync() => _rig = await ModelRig.StartAsync();
-    public async ValueTask DisposeAsync() => await _rig.DisposeAsync();
 
     private async Task<ParleyTestServer> StartAsync(params string[] extra)
     {
         var agents = TestAgents.NewFolder();
         File.Copy(Path.Combine(AppContext.BaseDirectory, "agents", "lead-qualifier.yaml"), Path.Combine(agents, "lead-qualifier.yaml"));
         TestAgents.Write(agents, "orders.yaml", $$$"""
-            id: {{{_agentId}}}
+            id: {{{AgentId}}}
             name: Orders
             mode: PROMPT
             model: test
             instructions: Help with orders.
             tools:
               - name: lookup_order
-                url: "{{{_webhook.Url}}}"
-                secretEnvironmentVariable: {{{_secretVariable}}}
+                url: "{{{Webhook.Url}}}"
+                secretEnvironmentVariable: {{{Rig.SecretVariable}}}
                 parameters: { type: object, properties: { order_id: { type: string } }, required: [order_id] }
             """);
-        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs: [.. _rig.ModelArgs(), .. extra]);
+        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs: [.. Rig.ModelArgs(), .. extra]);
     }
 
     private static HttpClient Bearer(ParleyTestServer server, string key = ParleyTestServer.DemoKey)
@@ -62,9 +54,9 @@ public sealed class ChatStreamTests : IAsyncLifetime
     public async Task A_streamed_reply_with_a_tool_call_has_the_exact_event_sequence_and_fields()
     {
         await using var server = await StartAsync();
-        _model.Enqueue(new ToolCallReply("lookup_order", ["{\"order_id\":", "\"A-7\"}"]), new TextReply(["Order ", "A-7 shipped."], 30, 4));
+        Model.Enqueue(new ToolCallReply("lookup_order", ["{\"order_id\":", "\"A-7\"}"]), new TextReply(["Order ", "A-7 shipped."], 30, 4));
 
-        var (response, lines) = await PostStreamAsync(Bearer(server), new { agent_id = _agentId.ToString(), message = "where is A-7?" });
+        var (response, lines) = await PostStreamAsync(Bearer(server), new { agent_id = AgentId.ToString(), message = "where is A-7?" });
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType!.MediaType);
@@ -95,11 +87,11 @@ public sealed class ChatStreamTests : IAsyncLifetime
     {
         await using var server = await StartAsync();
         var client = Bearer(server);
-        _model.Enqueue(new TextReply(["Hi Ada."]), new TextReply(["You are Ada."], 50, 3));
-        var (_, first) = await PostStreamAsync(client, new { agent_id = _agentId, message = "I am Ada" });
+        Model.Enqueue(new TextReply(["Hi Ada."]), new TextReply(["You are Ada."], 50, 3));
+        var (_, first) = await PostStreamAsync(client, new { agent_id = AgentId, message = "I am Ada" });
         var session = JsonDocument.Parse(first[^1][6..]).RootElement.GetProperty("session_id").GetString();
 
-        var response = await client.PostAsJsonAsync("/chat", new { agent_id = _agentId, message = "who am I?", session_id = session });
+        var response = await client.PostAsJsonAsync("/chat", new { agent_id = AgentId, message = "who am I?", session_id = session });
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal("You are Ada.", body.GetProperty("response").GetString());
@@ -107,7 +99,7 @@ public sealed class ChatStreamTests : IAsyncLifetime
         Assert.Equal(53, body.GetProperty("usage").GetProperty("total_tokens").GetInt64());
         Assert.Empty(body.GetProperty("tool_calls").EnumerateArray());
 
-        var sent = _model.Requests.ToArray()[1]["messages"]!.AsArray().Select(m => m!["content"]!.ToJsonString()).ToList();
+        var sent = Model.Requests.ToArray()[1]["messages"]!.AsArray().Select(m => m!["content"]!.ToJsonString()).ToList();
         Assert.Contains(sent, c => c.Contains("I am Ada"));
         Assert.Contains(sent, c => c.Contains("Hi Ada."));
         Assert.Contains(sent, c => c.Contains("who am I?"));
@@ -149,12 +141,12 @@ public sealed class ChatStreamTests : IAsyncLifetime
         if (scenario == "budget-spent")
         {
             var organizations = server.Services.GetRequiredService<IOrganizationStore>();
-            _model.Enqueue(new TextReply(["spend"], 10, 5));
-            await PostStreamAsync(client, new { agent_id = _agentId, message = "use some tokens" });
+            Model.Enqueue(new TextReply(["spend"], 10, 5));
+            await PostStreamAsync(client, new { agent_id = AgentId, message = "use some tokens" });
             await organizations.SetTokenBudgetAsync(Parley.Server.Demo.ParleyStartup.DefaultOrganizationId, 15);
         }
         var before = server.CountRows();
-        var requestsBefore = _model.Requests.Count;
+        var requestsBefore = Model.Requests.Count;
         var usageBefore = (await server.Client.GetFromJsonAsync<JsonElement>("/api/v1/usage")).GetProperty("totalTokens").GetInt64();
 
         HttpClient caller = scenario switch { "no-key" => server.CreateClient(null), "bad-key" => Bearer(server, "pk_nope"), "foreign-session" => foreign, _ => client };
@@ -162,12 +154,12 @@ public sealed class ChatStreamTests : IAsyncLifetime
         {
             "unknown-agent" => JsonSerializer.Serialize(new { agent_id = Guid.NewGuid(), message = "hi" }),
             "non-uuid-agent" => JsonSerializer.Serialize(new { agent_id = "ag_c47e7c97_b2f2", message = "hi" }),
-            "unknown-session" => JsonSerializer.Serialize(new { agent_id = _agentId, message = "hi", session_id = Guid.NewGuid() }),
+            "unknown-session" => JsonSerializer.Serialize(new { agent_id = AgentId, message = "hi", session_id = Guid.NewGuid() }),
             "foreign-session" => JsonSerializer.Serialize(new { agent_id = ParleyTestServer.LeadQualifierId, message = "hi", session_id = foreignThread }),
-            "missing-message" => JsonSerializer.Serialize(new { agent_id = _agentId }),
-            "message-not-string" => JsonSerializer.Serialize(new { agent_id = _agentId, message = 5 }),
+            "missing-message" => JsonSerializer.Serialize(new { agent_id = AgentId }),
+            "message-not-string" => JsonSerializer.Serialize(new { agent_id = AgentId, message = 5 }),
             "bad-json" => "{agent_id: nope",
-            _ => JsonSerializer.Serialize(new { agent_id = _agentId, message = "hi" }),
+            _ => JsonSerializer.Serialize(new { agent_id = AgentId, message = "hi" }),
         };
         foreach (var path in new[] { "/chat/stream", "/chat" })
         {
@@ -179,7 +171,7 @@ public sealed class ChatStreamTests : IAsyncLifetime
         }
 
         Assert.Equal(before, server.CountRows());
-        Assert.Equal(requestsBefore, _model.Requests.Count);
+        Assert.Equal(requestsBefore, Model.Requests.Count);
         Assert.Equal(usageBefore, (await server.Client.GetFromJsonAsync<JsonElement>("/api/v1/usage")).GetProperty("totalTokens").GetInt64());
         _ = foreignOrg;
     }
@@ -188,12 +180,12 @@ public sealed class ChatStreamTests : IAsyncLifetime
     public async Task A_spent_budget_also_refuses_web_chat_messages_with_402_and_every_dialect_is_charged()
     {
         await using var server = await StartAsync();
-        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(new TextReply(["web"], 8, 2), new TextReply(["chat"], 6, 1));
+        Model.Enqueue(new TextReply(["web"], 8, 2), new TextReply(["chat"], 6, 1));
         await server.Client.SendAsync(threadId, "from web chat");
         await all.ReadUntilAsync(e => e.EventType == "run.completed");
-        await PostStreamAsync(Bearer(server), new { agent_id = _agentId, message = "from chat stream" });
+        await PostStreamAsync(Bearer(server), new { agent_id = AgentId, message = "from chat stream" });
         var usage = await server.Client.GetFromJsonAsync<JsonElement>("/api/v1/usage");
         Assert.Equal(17, usage.GetProperty("totalTokens").GetInt64());
 
@@ -203,7 +195,7 @@ public sealed class ChatStreamTests : IAsyncLifetime
         Assert.Equal("PAYMENT_REQUIRED", (await refused.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("code").GetString());
 
         await server.Services.GetRequiredService<IOrganizationStore>().SetTokenBudgetAsync(Parley.Server.Demo.ParleyStartup.DefaultOrganizationId, 1000);
-        _model.Enqueue(new TextReply(["ok"]));
+        Model.Enqueue(new TextReply(["ok"]));
         Assert.Equal("queued", (await server.Client.SendAsync(threadId, "more")).GetProperty("status").GetString());
     }
 
@@ -215,12 +207,12 @@ public sealed class ChatStreamTests : IAsyncLifetime
         await server.Services.GetRequiredService<IOrganizationStore>().AddApiKeyAsync(new ApiKey(Guid.NewGuid(),
             Parley.Server.Demo.ParleyStartup.DefaultOrganizationId, "limited", ApiKeyHasher.Hash(key), DateTimeOffset.UtcNow, null, RequestsPerMinute: 2));
         var client = Bearer(server, key);
-        _model.Enqueue(new TextReply(["one"]), new TextReply(["two"]));
-        Assert.Equal(HttpStatusCode.OK, (await PostStreamAsync(client, new { agent_id = _agentId, message = "1" })).Response.StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await PostStreamAsync(client, new { agent_id = _agentId, message = "2" })).Response.StatusCode);
+        Model.Enqueue(new TextReply(["one"]), new TextReply(["two"]));
+        Assert.Equal(HttpStatusCode.OK, (await PostStreamAsync(client, new { agent_id = AgentId, message = "1" })).Response.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await PostStreamAsync(client, new { agent_id = AgentId, message = "2" })).Response.StatusCode);
         var before = server.CountRows();
 
-        var limited = await client.PostAsJsonAsync("/chat/stream", new { agent_id = _agentId, message = "3" });
+        var limited = await client.PostAsJsonAsync("/chat/stream", new { agent_id = AgentId, message = "3" });
         Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
         Assert.True(int.Parse(limited.Headers.GetValues("Retry-After").Single()) >= 1);
         Assert.Equal("rate_limited", (await limited.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetProperty("code").GetString());
@@ -265,13 +257,13 @@ public sealed class ChatStreamTests : IAsyncLifetime
         var (ok, _) = await PostStreamAsync(scoped, new { agent_id = ParleyTestServer.LeadQualifierId, message = "hi" });
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         var before = server.CountRows();
-        var refused = await scoped.PostAsJsonAsync("/chat/stream", new { agent_id = _agentId, message = "hi" });
+        var refused = await scoped.PostAsJsonAsync("/chat/stream", new { agent_id = AgentId, message = "hi" });
         Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
         Assert.Equal(before, server.CountRows());
 
         var agents = await scoped.GetFromJsonAsync<JsonElement>("/api/v1/agents");
         Assert.Equal([ParleyTestServer.LeadQualifierId.ToString()], agents.GetProperty("agents").EnumerateArray().Select(a => a.GetProperty("id").GetString()!));
-        var otherThread = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString();
+        var otherThread = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString();
         Assert.Equal(HttpStatusCode.Forbidden, (await scoped.GetAsync($"/api/v1/threads/{otherThread}")).StatusCode);
     }
 
@@ -281,7 +273,7 @@ public sealed class ChatStreamTests : IAsyncLifetime
         var node = FindNode();
         if (node is null) Assert.Skip("node is not installed: the seed's JavaScript client cannot run here");
         await using var server = await StartAsync();
-        _model.Enqueue(new TextReply(["Machine learning is", " a subset of artificial intelligence", " that enables systems to learn."]));
+        Model.Enqueue(new TextReply(["Machine learning is", " a subset of artificial intelligence", " that enables systems to learn."]));
 
         // The client exactly as printed in thinnest-chat-stream.md, with our address, key and agent id filled in.
         var script = """
@@ -314,7 +306,7 @@ public sealed class ChatStreamTests : IAsyncLifetime
             """
             .Replace("https://api.thinnest.ai", server.BaseAddress.ToString().TrimEnd('/'))
             .Replace("YOUR_TOKEN", ParleyTestServer.DemoKey)
-            .Replace("ag_c47e7c97_b2f2", _agentId.ToString());
+            .Replace("ag_c47e7c97_b2f2", AgentId.ToString());
         var file = Path.Combine(Directory.CreateTempSubdirectory("parley-node-").FullName, "client.mjs");
         await File.WriteAllTextAsync(file, script);
 

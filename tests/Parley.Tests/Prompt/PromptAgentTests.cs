@@ -11,19 +11,11 @@ using static Parley.Tests.Infrastructure.ScriptedOpenAIServer;
 namespace Parley.Tests.Prompt;
 
 /// <summary>PROMPT agents end to end: the real OpenAI client against a scripted OpenAI-compatible server on loopback.</summary>
-public sealed class PromptAgentTests : IAsyncLifetime
+public sealed class PromptAgentTests : ModelRigTests
 {
-    private ModelRig _rig = null!;
-    private readonly Guid _agentId = Guid.NewGuid();
-    private ScriptedOpenAIServer _model => _rig.Model;
-    private SignedWebhookReceiver _webhook => _rig.Webhook;
-    private string _secretVariable => _rig.SecretVariable;
-
-    public async ValueTask InitializeAsync() => _rig = await ModelRig.StartAsync();
-    public async ValueTask DisposeAsync() => await _rig.DisposeAsync();
 
     private string AgentYaml(string model = "test") => $$$"""
-        id: {{{_agentId}}}
+        id: {{{AgentId}}}
         name: Support bot
         mode: PROMPT
         model: {{{model}}}
@@ -33,8 +25,8 @@ public sealed class PromptAgentTests : IAsyncLifetime
         tools:
           - name: lookup_order
             description: Look up an order by its id.
-            url: "{{{_webhook.Url}}}"
-            secretEnvironmentVariable: {{{_secretVariable}}}
+            url: "{{{Webhook.Url}}}"
+            secretEnvironmentVariable: {{{Rig.SecretVariable}}}
             parameters:
               type: object
               properties:
@@ -50,17 +42,17 @@ public sealed class PromptAgentTests : IAsyncLifetime
     {
         var agents = TestAgents.NewFolder();
         TestAgents.Write(agents, "support.yaml", AgentYaml());
-        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs: _rig.ModelArgs(retries, timeoutSeconds, contextTokens, endpoint));
+        return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs: Rig.ModelArgs(retries, timeoutSeconds, contextTokens, endpoint));
     }
 
     [Fact]
     public async Task A_streamed_reply_arrives_delta_by_delta_and_completes_with_its_usage()
     {
         await using var server = await StartParleyAsync();
-        var threadId = (await server.Client.CreateThreadAsync(_agentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
         await using var messages = await SseStream.OpenAsync(server.Client, threadId);
-        _model.Enqueue(new TextReply(["Hel", "lo ", "Ada", "!"], PromptTokens: 31, CompletionTokens: 4, DelayMs: 30));
+        Model.Enqueue(new TextReply(["Hel", "lo ", "Ada", "!"], PromptTokens: 31, CompletionTokens: 4, DelayMs: 30));
 
         await server.Client.SendAsync(threadId, "hi there");
         var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
@@ -82,7 +74,7 @@ public sealed class PromptAgentTests : IAsyncLifetime
         Assert.Equal("Hello Ada!", plain[0].Body());
 
         // The model got the rendered instructions, the history, and the version's settings.
-        var request = _model.Requests.Single();
+        var request = Model.Requests.Single();
         Assert.Equal("gpt-test", request["model"]!.GetValue<string>());
         Assert.True(request["stream"]!.GetValue<bool>());
         Assert.Equal(0.3, request["temperature"]!.GetValue<double>(), 3);
@@ -99,16 +91,16 @@ public sealed class PromptAgentTests : IAsyncLifetime
     public async Task A_webhook_tool_call_split_across_chunks_is_signed_answered_and_fed_back_to_the_model()
     {
         await using var server = await StartParleyAsync();
-        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(
+        Model.Enqueue(
             new ToolCallReply("lookup_order", ["{\"ord", "er_id\":", "\"A-7\"}"]),
             new TextReply(["Order A-7 ", "ships tomorrow."], PromptTokens: 40, CompletionTokens: 6));
 
         await server.Client.SendAsync(threadId, "where is order A-7?");
         var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
 
-        var (body, signatureValid) = Assert.Single(_webhook.Calls);
+        var (body, signatureValid) = Assert.Single(Webhook.Calls);
         Assert.True(signatureValid);
         Assert.Equal("A-7", body["arguments"]!["order_id"]!.GetValue<string>());
         Assert.Equal("lookup_order", body["tool"]!.GetValue<string>());
@@ -124,7 +116,7 @@ public sealed class PromptAgentTests : IAsyncLifetime
         Assert.Equal("Order A-7 ships tomorrow.", events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json().GetProperty("messageBody").GetString());
         Assert.Equal(20 + 40 + 7 + 6, events.Last().Json().GetProperty("usage").GetProperty("totalTokens").GetInt64());
 
-        var second = _model.Requests.ToArray()[1]["messages"]!.AsArray();
+        var second = Model.Requests.ToArray()[1]["messages"]!.AsArray();
         var toolMessage = second.Single(m => m!["role"]!.GetValue<string>() == "tool")!;
         Assert.Equal("call_1", toolMessage["tool_call_id"]!.GetValue<string>());
         Assert.Contains("shipped", ContentText(toolMessage));
@@ -134,20 +126,20 @@ public sealed class PromptAgentTests : IAsyncLifetime
     public async Task Arguments_that_fail_the_schema_go_back_to_the_model_and_never_reach_the_webhook()
     {
         await using var server = await StartParleyAsync();
-        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(
+        Model.Enqueue(
             new ToolCallReply("lookup_order", ["{\"order_id\": 7}"]),
             new TextReply(["Which order id, exactly?"]));
 
         await server.Client.SendAsync(threadId, "where is my order 7");
         var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
 
-        Assert.Empty(_webhook.Calls);
+        Assert.Empty(Webhook.Calls);
         var result = events.Single(e => e.EventType == "tool.result").Json();
         Assert.True(result.GetProperty("isError").GetBoolean());
         Assert.Contains("invalid arguments", result.GetProperty("result").GetProperty("error").GetString());
-        var toolMessage = _model.Requests.ToArray()[1]["messages"]!.AsArray().Single(m => m!["role"]!.GetValue<string>() == "tool")!;
+        var toolMessage = Model.Requests.ToArray()[1]["messages"]!.AsArray().Single(m => m!["role"]!.GetValue<string>() == "tool")!;
         Assert.Contains("invalid arguments", ContentText(toolMessage));
         Assert.Equal("Which order id, exactly?", events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json().GetProperty("messageBody").GetString());
     }
@@ -174,9 +166,9 @@ public sealed class PromptAgentTests : IAsyncLifetime
             listener.Stop(); // nothing listens there now
         }
         await using var server = await StartParleyAsync(endpoint: endpoint, timeoutSeconds: 1);
-        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(mode switch
+        Model.Enqueue(mode switch
         {
             "500" => new ErrorReply(500, "upstream exploded"),
             "400" => new ErrorReply(400, "bad parameter"),
@@ -196,7 +188,7 @@ public sealed class PromptAgentTests : IAsyncLifetime
         Assert.Equal("FAILED", failed.GetProperty("status").GetString());
 
         if (mode == "down") return; // the next message would fail the same way: nothing listens
-        _model.Enqueue(new TextReply(["Back again."]));
+        Model.Enqueue(new TextReply(["Back again."]));
         await server.Client.SendAsync(threadId, "try again");
         var next = await all.ReadUntilAsync(e => e.EventType is "run.failed" or "run.completed");
         Assert.Equal("run.completed", next[^1].EventType);
@@ -209,30 +201,30 @@ public sealed class PromptAgentTests : IAsyncLifetime
     public async Task A_transient_failure_before_the_first_token_is_retried()
     {
         await using var server = await StartParleyAsync(retries: 2);
-        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(new ErrorReply(503, "busy"), new TextReply(["Fine now."]));
+        Model.Enqueue(new ErrorReply(503, "busy"), new TextReply(["Fine now."]));
         await server.Client.SendAsync(threadId, "hello");
         var events = await all.ReadUntilAsync(e => e.EventType is "run.failed" or "run.completed");
         Assert.Equal("run.completed", events[^1].EventType);
-        Assert.Equal(2, _model.Requests.Count);
+        Assert.Equal(2, Model.Requests.Count);
     }
 
     [Fact]
     public async Task The_history_is_trimmed_to_the_token_budget_newest_first()
     {
         await using var server = await StartParleyAsync(contextTokens: 120);
-        var threadId = (await server.Client.CreateThreadAsync(_agentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
         var turns = new[] { "alpha", "bravo", "charlie", "delta", "echo" };
         foreach (var word in turns)
         {
-            _model.Enqueue(new TextReply([$"noted {word}"]));
+            Model.Enqueue(new TextReply([$"noted {word}"]));
             // Each message is about 30 tokens: the budget (120 minus 200 max output... floor) keeps only the newest.
             await server.Client.SendAsync(threadId, string.Join(' ', Enumerable.Repeat(word, 25)));
             await all.ReadUntilAsync(e => e.EventType == "run.completed");
         }
-        var last = _model.Requests.ToArray()[^1]["messages"]!.AsArray().Select(m => ContentText(m!)).ToList();
+        var last = Model.Requests.ToArray()[^1]["messages"]!.AsArray().Select(m => ContentText(m!)).ToList();
         Assert.Equal("You help Ada with orders.", last[0]);
         Assert.StartsWith("echo echo", last[^1]);
         Assert.DoesNotContain(last, text => text.StartsWith("alpha"));
@@ -243,9 +235,9 @@ public sealed class PromptAgentTests : IAsyncLifetime
     public async Task Usage_is_recorded_per_message_per_run_and_per_organization()
     {
         await using var server = await StartParleyAsync();
-        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(new TextReply(["one"], 10, 1), new TextReply(["two"], 20, 2));
+        Model.Enqueue(new TextReply(["one"], 10, 1), new TextReply(["two"], 20, 2));
         await server.Client.SendAsync(threadId, "first");
         await all.ReadUntilAsync(e => e.EventType == "run.completed");
         await server.Client.SendAsync(threadId, "second");
@@ -266,9 +258,9 @@ public sealed class PromptAgentTests : IAsyncLifetime
     public async Task Built_in_tools_set_a_variable_and_end_the_conversation_after_the_reply()
     {
         await using var server = await StartParleyAsync();
-        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(
+        Model.Enqueue(
             new ToolCallReply("set_variable", ["{\"name\":\"email\",\"value\":\"ada@example.com\"}"], CallId: "c1"),
             new ToolCallReply("end_conversation", ["{\"reason\":\"user_said_bye\"}"], CallId: "c2"),
             new TextReply(["Bye, Ada!"]));
@@ -301,26 +293,26 @@ public sealed class PromptAgentTests : IAsyncLifetime
                 ask: { type: ask, text: "Anything else?", variable: more, next: hello }
             """);
         await using var server = await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs:
-            ["--Parley:Models:test:Provider=openai", $"--Parley:Models:test:Endpoint={_model.Endpoint}", "--Parley:Models:test:Model=gpt-test", "--Parley:Models:test:MaxRetries=0"]);
+            ["--Parley:Models:test:Provider=openai", $"--Parley:Models:test:Endpoint={Model.Endpoint}", "--Parley:Models:test:Model=gpt-test", "--Parley:Models:test:MaxRetries=0"]);
         var threadId = (await server.Client.CreateThreadAsync(flowAgent, variables: new { topic = "SSE" })).GetProperty("id").GetString()!;
         await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(new TextReply(["Servers ", "push ", "events."]));
+        Model.Enqueue(new TextReply(["Servers ", "push ", "events."]));
         await server.Client.SendAsync(threadId, "go");
         var events = await all.ReadUntilAsync(e => e.EventType == "run.completed");
 
         var outbound = events.Where(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Select(e => e.Json().GetProperty("messageBody").GetString()).ToList();
         Assert.Equal(["Let me think about SSE.", "Servers push events.", "Anything else?"], outbound);
         Assert.Equal(3, events.Count(e => e.EventType == "message.delta"));
-        Assert.Equal("Explain SSE in one line.", ContentText(_model.Requests.Single()["messages"]!.AsArray()[0]!));
+        Assert.Equal("Explain SSE in one line.", ContentText(Model.Requests.Single()["messages"]!.AsArray()[0]!));
     }
 
     [Fact]
     public async Task A_client_that_disconnects_mid_reply_does_not_stop_the_run()
     {
         await using var server = await StartParleyAsync();
-        var threadId = (await server.Client.CreateThreadAsync(_agentId)).GetProperty("id").GetString()!;
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
         var stream = await SseStream.OpenAsync(server.Client, threadId, events: "all");
-        _model.Enqueue(new TextReply(["a", "b", "c", "d", "e", "f"], DelayMs: 100));
+        Model.Enqueue(new TextReply(["a", "b", "c", "d", "e", "f"], DelayMs: 100));
         await server.Client.SendAsync(threadId, "go");
         await stream.ReadUntilAsync(e => e.EventType == "message.delta");
         await stream.DisposeAsync();
