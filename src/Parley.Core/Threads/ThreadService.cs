@@ -65,11 +65,12 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
     /// <param name="threadId">The id the client chose, or null for a new one.</param>
     /// <param name="metadata">Metadata as given.</param>
     /// <param name="channel">The creating dialect (<c>AGENT_SERVER</c>).</param>
+    /// <param name="pinned">A version to pin at once (an agent-scoped key's agent), or null for no agent until the first run.</param>
     /// <param name="cancellationToken">Cancels the write.</param>
     /// <returns>The thread, and false when a thread with <paramref name="threadId"/> existed already (it is returned unchanged).</returns>
     /// <exception cref="ParleyException">Conflict when <paramref name="threadId"/> is taken by another organization's thread (not revealed as such).</exception>
     public async Task<(ChatThread Thread, bool Created)> CreateWithoutAgentAsync(
-        Guid organizationId, Guid? threadId, IReadOnlyDictionary<string, string> metadata, string channel, CancellationToken cancellationToken = default)
+        Guid organizationId, Guid? threadId, IReadOnlyDictionary<string, string> metadata, string channel, AgentVersion? pinned = null, CancellationToken cancellationToken = default)
     {
         if (threadId is { } wanted && await threads.GetThreadAsync(wanted, cancellationToken) is { } existing)
         {
@@ -81,6 +82,8 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
         {
             Id = threadId ?? Guid.CreateVersion7(now),
             OrganizationId = organizationId,
+            AgentId = pinned?.AgentId,
+            AgentVersionId = pinned?.Id,
             Channel = channel,
             Metadata = new Dictionary<string, string>(metadata),
             CreatedAt = now,
@@ -89,7 +92,7 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
         };
         var change = new ThreadChange(thread, now);
         change.Append(ThreadEventTypes.ThreadCreated, null,
-            new ThreadCreatedData(thread.Id, null, null, thread.Metadata, thread.Variables), CoreJsonContext.Payloads.ThreadCreatedData);
+            new ThreadCreatedData(thread.Id, thread.AgentId, thread.AgentVersionId, thread.Metadata, thread.Variables), CoreJsonContext.Payloads.ThreadCreatedData);
         await threads.CreateThreadAsync(change, cancellationToken);
         return (change.Thread, true);
     }

@@ -50,6 +50,8 @@ public sealed class ApiKeyAuthenticationHandler(
         var message = ReadKey(Request) is null
             ? $"Missing API key: send it in the {HeaderName} header."
             : "Invalid API key.";
+        if (AgentServer.AgentServerErrors.Owns(Context))
+            return AgentServer.AgentServerErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message.Replace(HeaderName, "x-api-key"));
         return ChatStream.ChatStreamErrors.Owns(Context)
             ? ChatStream.ChatStreamErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message.Replace($"the {HeaderName} header", "an Authorization: Bearer header"))
             : WebChatErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message);
