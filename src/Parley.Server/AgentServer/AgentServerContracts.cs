@@ -148,7 +148,8 @@ public sealed record CustomEvent(string Type, JsonElement Data);
 /// <param name="CheckpointId">The sequence number of the thread's last event, as a string.</param>
 /// <param name="CheckpointNs">Always empty.</param>
 /// <param name="CheckpointMap">Always null.</param>
-public sealed record CheckpointRef(string ThreadId, string CheckpointId, string CheckpointNs, Dictionary<string, string>? CheckpointMap);
+public sealed record CheckpointRef(string ThreadId, string CheckpointId, string CheckpointNs,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] Dictionary<string, string>? CheckpointMap);
 
 /// <summary>The thread state (reference captures 13 and 44).</summary>
 public sealed record ThreadStateResponse
@@ -162,10 +163,13 @@ public sealed record ThreadStateResponse
     /// <summary><c>{"thread_id", "assistant_id"}</c> when the thread has an agent.</summary>
     public Dictionary<string, string>? Metadata { get; init; }
     /// <summary>ISO 8601 UTC of the last message, or null.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public string? CreatedAt { get; init; }
     /// <summary>The last event of the thread, or null for a thread with no message.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public CheckpointRef? Checkpoint { get; init; }
     /// <summary>Always null.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public CheckpointRef? ParentCheckpoint { get; init; }
 }
 
@@ -205,6 +209,7 @@ public sealed record WaitError([property: JsonPropertyName("__error__")] RunErro
 [JsonSerializable(typeof(OkResponse))]
 [JsonSerializable(typeof(WaitError))]
 [JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(Dictionary<string, bool>))]
 public sealed partial class AgentServerJsonContext : JsonSerializerContext
 {
     /// <summary>As <see cref="JsonSerializerContext"/>'s default, without HTML escaping (bodies and SSE data are never inlined into HTML).</summary>

@@ -25,7 +25,7 @@ public static class AssistantsApi
         return group;
     }
 
-    private static async Task<Ok<List<AssistantResponse>>> SearchAsync(
+    private static async Task<JsonHttpResult<List<AssistantResponse>>> SearchAsync(
         HttpContext http, IAgentStore agents, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
     {
         var body = await AgentServerAccess.ReadBodyAsync(http.Request, limits, cancellationToken);
@@ -43,12 +43,12 @@ public static class AssistantsApi
             .Where(a => metadata.All(pair => a.Metadata.TryGetValue(pair.Key, out var value) && value == pair.Value))
             .ToList();
         http.Response.Headers["X-Pagination-Total"] = assistants.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return TypedResults.Ok(assistants.Skip(offset).Take(limit).ToList());
+        return TypedResults.Json(assistants.Skip(offset).Take(limit).ToList(), AgentServerJsonContext.Wire.ListAssistantResponse);
     }
 
-    private static async Task<Ok<AssistantResponse>> GetAsync(string assistant_id, ClaimsPrincipal user, IAgentStore agents, CancellationToken cancellationToken)
+    private static async Task<JsonHttpResult<AssistantResponse>> GetAsync(string assistant_id, ClaimsPrincipal user, IAgentStore agents, CancellationToken cancellationToken)
     {
         var (agent, version) = await AgentServerAccess.FindAssistantAsync(user, agents, assistant_id, cancellationToken);
-        return TypedResults.Ok(AgentServerAccess.ToAssistant(agent, version));
+        return TypedResults.Json(AgentServerAccess.ToAssistant(agent, version), AgentServerJsonContext.Wire.AssistantResponse);
     }
 }

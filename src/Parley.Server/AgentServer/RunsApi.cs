@@ -87,7 +87,7 @@ public static class RunsApi
         return await WaitResultAsync(store, agents, reader, run, before, cancellationToken);
     }
 
-    private static async Task<Ok<List<RunResponse>>> ListAsync(
+    private static async Task<JsonHttpResult<List<RunResponse>>> ListAsync(
         string thread_id, string? limit, string? offset, string? status, ClaimsPrincipal user, IThreadStore store, IAgentStore agents, CancellationToken cancellationToken)
     {
         var thread = await AgentServerAccess.FindThreadAsync(user, store, thread_id, cancellationToken);
@@ -100,7 +100,7 @@ public static class RunsApi
         {
             foreach (var run in await store.ListRunsAsync(thread.Id, pageSize, skip, cancellationToken))
                 runs.Add(await AgentServerAccess.ToRunAsync(agents, run, null, cancellationToken));
-            return TypedResults.Ok(runs);
+            return TypedResults.Json(runs, AgentServerJsonContext.Wire.ListRunResponse);
         }
         var matched = 0;
         for (var page = 0; runs.Count < pageSize; page += MaxPageSize)
@@ -114,7 +114,7 @@ public static class RunsApi
             }
             if (batch.Count < MaxPageSize) break;
         }
-        return TypedResults.Ok(runs);
+        return TypedResults.Json(runs, AgentServerJsonContext.Wire.ListRunResponse);
     }
 
     private static async Task<IResult> GetAsync(string thread_id, string run_id, ClaimsPrincipal user, IThreadStore store, IAgentStore agents, CancellationToken cancellationToken)

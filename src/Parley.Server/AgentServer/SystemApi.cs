@@ -8,17 +8,17 @@ public static class SystemApi
     /// <summary>Maps both endpoints.</summary>
     public static IEndpointRouteBuilder MapAgentServerSystem(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/ok", () => TypedResults.Ok(new OkResponse(true)))
+        routes.MapGet("/ok", () => TypedResults.Json(new OkResponse(true), AgentServerJsonContext.Wire.OkResponse))
             .WithTags("Agent server: system").WithName("AgentServerOk").WithSummary("Liveness of the agent-server API");
         routes.MapGet("/info", Info)
             .WithTags("Agent server: system").WithName("AgentServerInfo").WithSummary("What the agent-server API of this server implements");
         return routes;
     }
 
-    private static Ok<InfoResponse> Info() => TypedResults.Ok(new InfoResponse(
+    private static JsonHttpResult<InfoResponse> Info() => TypedResults.Json(new InfoResponse(
         typeof(SystemApi).Assembly.GetName().Version?.ToString(3) ?? "0.0.0",
         "parley",
-        new Dictionary<string, bool> { ["assistants"] = true, ["crons"] = false, ["store"] = false, ["a2a"] = false, ["mcp"] = false }));
+        new Dictionary<string, bool> { ["assistants"] = true, ["crons"] = false, ["store"] = false, ["a2a"] = false, ["mcp"] = false }), AgentServerJsonContext.Wire.InfoResponse);
 }
 
 /// <summary>Maps every endpoint of the agent-server dialect.</summary>

@@ -38,7 +38,7 @@ public static class ThreadsApi
         return group;
     }
 
-    private static async Task<Ok<ThreadResponse>> CreateAsync(
+    private static async Task<JsonHttpResult<ThreadResponse>> CreateAsync(
         HttpContext http, ThreadService threads, IThreadStore store, IAgentStore agents, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
     {
         var body = await AgentServerAccess.ReadBodyAsync(http.Request, limits, cancellationToken);
@@ -53,16 +53,16 @@ public static class ThreadsApi
         var (thread, created) = await threads.CreateWithoutAgentAsync(http.User.GetOrganizationId(), threadId, metadata, AgentServerAccess.Channel, pinned, CancellationToken.None);
         if (!created && (ifExists == "raise" || !http.User.MayUseAgent(thread.AgentId)))
             throw new ParleyException(ParleyErrorKind.Conflict, $"thread_id: thread {thread.Id} already exists.");
-        return TypedResults.Ok(await AgentServerAccess.ToThreadAsync(store, thread, cancellationToken));
+        return TypedResults.Json(await AgentServerAccess.ToThreadAsync(store, thread, cancellationToken), AgentServerJsonContext.Wire.ThreadResponse);
     }
 
-    private static async Task<Ok<ThreadResponse>> GetAsync(string thread_id, ClaimsPrincipal user, IThreadStore store, CancellationToken cancellationToken)
+    private static async Task<JsonHttpResult<ThreadResponse>> GetAsync(string thread_id, ClaimsPrincipal user, IThreadStore store, CancellationToken cancellationToken)
     {
         var thread = await AgentServerAccess.FindThreadAsync(user, store, thread_id, cancellationToken);
-        return TypedResults.Ok(await AgentServerAccess.ToThreadAsync(store, thread, cancellationToken));
+        return TypedResults.Json(await AgentServerAccess.ToThreadAsync(store, thread, cancellationToken), AgentServerJsonContext.Wire.ThreadResponse);
     }
 
-    private static async Task<Ok<List<ThreadResponse>>> SearchAsync(
+    private static async Task<JsonHttpResult<List<ThreadResponse>>> SearchAsync(
         HttpContext http, IThreadStore store, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
     {
         var body = await AgentServerAccess.ReadBodyAsync(http.Request, limits, cancellationToken);
@@ -87,7 +87,7 @@ public static class ThreadsApi
         {
             foreach (var thread in await store.ListThreadsAsync(new ThreadQuery(organizationId, agentId, metadata, ids, limit, offset), cancellationToken))
                 found.Add(await AgentServerAccess.ToThreadAsync(store, thread, cancellationToken));
-            return TypedResults.Ok(found);
+            return TypedResults.Json(found, AgentServerJsonContext.Wire.ListThreadResponse);
         }
         // The status is derived from runs, so it is filtered here, page by page, in the same order.
         var skipped = 0;
@@ -104,7 +104,7 @@ public static class ThreadsApi
             }
             if (threads.Count < MaxPageSize) break;
         }
-        return TypedResults.Ok(found);
+        return TypedResults.Json(found, AgentServerJsonContext.Wire.ListThreadResponse);
     }
 
     private static async Task<NoContent> DeleteAsync(string thread_id, ClaimsPrincipal user, ThreadService threads, IThreadStore store, CancellationToken cancellationToken)
