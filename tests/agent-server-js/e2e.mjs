@@ -7,13 +7,16 @@ const [apiUrl, apiKey, assistantId] = process.argv.slice(2);
 const client = new Client({ apiUrl, apiKey, callerOptions: { maxRetries: 0 } });
 const result = {};
 const deadline = (ms) => AbortSignal.timeout(ms);
+const step = (name) => console.error(`[e2e] ${new Date().toISOString()} ${name}`);
 
+step("assistants and thread");
 // 1. The assistant and a thread with metadata.
 const assistants = await client.assistants.search({ limit: 10 });
 result.assistantIds = assistants.map((a) => a.assistant_id);
 const thread = await client.threads.create({ metadata: { purpose: "sdk-e2e" } });
 result.thread = { id: thread.thread_id, status: thread.status, metadata: thread.metadata };
 
+step("stream a run");
 // 2. A streamed run with values and token deltas.
 const streamed = [];
 let createdRun;
@@ -28,6 +31,7 @@ for await (const chunk of client.runs.stream(thread.thread_id, assistantId, {
 result.streamed = streamed;
 result.onRunCreated = createdRun ?? null;
 
+step("join the thread stream");
 // 3. Join the thread stream after the second event of that run: the rest of the run, with no gap and no duplicate.
 const resumeAfter = streamed[1].id;
 const joined = [];
@@ -42,9 +46,11 @@ try {
   if (!stopJoin.signal.aborted) throw error;
 }
 clearTimeout(joinTimer);
+stopJoin.abort(); // the thread stream stays open by design: close the connection
 result.resumeAfter = resumeAfter;
 result.joined = joined;
 
+step("background run and cancel");
 // 4. A background run, cancelled while it runs.
 const run = await client.runs.create(thread.thread_id, assistantId, { input: { messages: [{ role: "user", content: "tell me a long story" }] } });
 result.backgroundStatus = run.status;
@@ -60,6 +66,7 @@ result.threadAfterCancel = (await client.threads.get(thread.thread_id)).status;
 result.runs = (await client.runs.list(thread.thread_id)).map((r) => ({ run_id: r.run_id, status: r.status }));
 result.state = (await client.threads.getState(thread.thread_id)).values;
 
+step("errors");
 // 5. Errors arrive as the client's errors.
 try {
   await client.threads.get("00000000-0000-4000-8000-000000000000");
@@ -69,3 +76,4 @@ try {
 }
 
 console.log(JSON.stringify(result));
+process.exit(0); // do not wait for idle keep-alive sockets

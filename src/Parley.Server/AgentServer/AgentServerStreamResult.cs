@@ -23,7 +23,7 @@ public sealed record AgentServerStreamPlan(Guid ThreadId, long ReadAfter, Stream
 /// Writes a run stream or the thread stream of the agent-server dialect as Server-Sent Events formatted by
 /// <see cref="SseFormatter"/>: a projection of the thread's log (<see cref="AgentServerProjector"/>) read by the
 /// gap-free <see cref="ThreadEventReader"/>, with ids that resume exactly (<see cref="StreamPosition"/>) and
-/// <c>: ping</c> comments on idle streams.
+/// <c>: ping</c> comment lines on idle streams.
 /// </summary>
 public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnlyDictionary<string, string> headers) : IResult
 {
@@ -67,7 +67,7 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
             switch (item.Kind)
             {
                 case ThreadStreamItemKind.Heartbeat:
-                    await output.WriteAsync(SseResponse.Heartbeat, cancellationToken);
+                    await output.WriteAsync(Heartbeat, cancellationToken);
                     await output.FlushAsync(cancellationToken);
                     break;
                 case ThreadStreamItemKind.Flush:
@@ -92,6 +92,13 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
             }
         }
     }
+
+    /// <summary>
+    /// The keep-alive comment, without the blank line the other dialects put after it. A comment line alone is ignored
+    /// by every SSE parser (WHATWG HTML §9.2.6); a blank line after it would make @langchain/langgraph-sdk 2.0.0's
+    /// decoder, which keeps the last id across events, hand the application an empty event (<c>event: ""</c>).
+    /// </summary>
+    private static readonly byte[] Heartbeat = ": ping\n"u8.ToArray();
 
     private static void FormatData(SseItem<string> item, IBufferWriter<byte> writer) => Encoding.UTF8.GetBytes(item.Data, writer);
 }

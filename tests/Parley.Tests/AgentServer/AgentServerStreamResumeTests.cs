@@ -114,7 +114,8 @@ public sealed class AgentServerStreamResumeTests : ModelRigTests
         var text = new StringBuilder();
         var buffer = new byte[256];
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        while (!text.ToString().Contains(": ping\n\n: ping\n\n"))
+        // Comment lines with no blank line after them (see AgentServerStreamResult.Heartbeat).
+        while (!text.ToString().Contains(": ping\n: ping\n"))
             text.Append(Encoding.UTF8.GetString(buffer, 0, await body.ReadAsync(buffer, timeout.Token)));
         Assert.DoesNotContain("event:", text.ToString());
     }
