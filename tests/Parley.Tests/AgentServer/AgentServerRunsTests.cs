@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net;
 using System.Net.ServerSentEvents;
 using System.Text.Json;
@@ -16,6 +17,13 @@ public sealed class AgentServerRunsTests : ModelRigTests
         var agents = TestAgents.NewFolder();
         TestAgents.Write(agents, "story.yaml", AgentServerClient.PromptAgent(AgentId));
         return await ParleyTestServer.StartAsync(agentsFolder: agents, extraArgs: Rig.ModelArgs(timeoutSeconds: 30));
+    }
+
+    /// <summary>Waits until the scripted model has been called <paramref name="calls"/> times (a run is past its start and streaming).</summary>
+    private async Task WaitForModelCallsAsync(int calls)
+    {
+        for (var i = 0; i < 200 && Model.Requests.Count < calls; i++) await Task.Delay(50);
+        Assert.True(Model.Requests.Count >= calls, $"the model was called {Model.Requests.Count} times, expected {calls}");
     }
 
     /// <summary>A reply slow enough to be caught running: <paramref name="pieces"/> deltas, 100 ms apart.</summary>
@@ -130,6 +138,7 @@ public sealed class AgentServerRunsTests : ModelRigTests
         var run = await server.Client.CreateRunAsync(threadId, Assistant, "long story");
         var runId = run.GetProperty("run_id").GetString()!;
         await server.Client.WaitForRunAsync(threadId, runId, s => s == "running");
+        await WaitForModelCallsAsync(1);
         await using var joined = await server.Client.JoinRunAsync(threadId, runId, query: "stream_mode=messages-tuple");
         await joined.ReadAsync(3); // metadata and the first deltas: it is streaming
         Assert.Equal("busy", (await server.Client.OkJsonAsync(HttpMethod.Get, $"/threads/{threadId}")).GetProperty("status").GetString());
@@ -162,6 +171,7 @@ public sealed class AgentServerRunsTests : ModelRigTests
         Model.Enqueue(Slow());
         var runId = (await server.Client.CreateRunAsync(threadId, Assistant, "second")).GetProperty("run_id").GetString()!;
         await server.Client.WaitForRunAsync(threadId, runId, s => s == "running");
+        await WaitForModelCallsAsync(2);
 
         var (status, _) = await server.Client.SendJsonAsync(HttpMethod.Post, $"/threads/{threadId}/runs/{runId}/cancel?wait=1&action=rollback");
         Assert.Equal(HttpStatusCode.NoContent, status);
@@ -173,6 +183,25 @@ public sealed class AgentServerRunsTests : ModelRigTests
     }
 
     [Fact]
+    public async Task Deleting_a_thread_while_its_run_streams_stops_the_run_and_the_server_goes_on()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = await server.Client.CreateAgentServerThreadAsync();
+        Model.Enqueue(Slow(), new TextReply(["after"]));
+        var runId = (await server.Client.CreateRunAsync(threadId, Assistant)).GetProperty("run_id").GetString()!;
+        await server.Client.WaitForRunAsync(threadId, runId, s => s == "running");
+        await WaitForModelCallsAsync(1);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await server.Client.SendJsonAsync(HttpMethod.Delete, $"/threads/{threadId}")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await server.Client.SendJsonAsync(HttpMethod.Get, $"/threads/{threadId}/runs/{runId}")).Status);
+        var other = await server.Client.CreateAgentServerThreadAsync();
+        var values = await server.Client.OkJsonAsync(HttpMethod.Post, $"/threads/{other}/runs/wait", new { assistant_id = Assistant, input = new { messages = new[] { new { role = "user", content = "still there?" } } } });
+        Assert.Equal("after", values.GetProperty("messages")[1].GetProperty("content").GetString());
+        await server.Services.GetRequiredService<Parley.Core.Runs.RunEngine>().WhenIdleAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(1L, server.CountRows().Threads);
+    }
+
+    [Fact]
     public async Task Multitask_reject_refuses_with_the_reference_text_and_enqueue_runs_after()
     {
         await using var server = await StartParleyAsync();
@@ -180,6 +209,7 @@ public sealed class AgentServerRunsTests : ModelRigTests
         Model.Enqueue(Slow(20), new TextReply(["second"]));
         var first = (await server.Client.CreateRunAsync(threadId, Assistant, "one")).GetProperty("run_id").GetString()!;
         await server.Client.WaitForRunAsync(threadId, first, s => s == "running");
+        await WaitForModelCallsAsync(1);
 
         var before = server.CountRows();
         var (status, error) = await server.Client.SendJsonAsync(HttpMethod.Post, $"/threads/{threadId}/runs", new { assistant_id = Assistant, input = new { messages = new[] { new { role = "user", content = "x" } } }, multitask_strategy = "reject" });
@@ -206,6 +236,7 @@ public sealed class AgentServerRunsTests : ModelRigTests
         Model.Enqueue(Slow(), new TextReply(["fresh"]));
         var first = (await server.Client.CreateRunAsync(threadId, Assistant, "one")).GetProperty("run_id").GetString()!;
         await server.Client.WaitForRunAsync(threadId, first, s => s == "running");
+        await WaitForModelCallsAsync(1);
 
         var second = (await server.Client.CreateRunAsync(threadId, Assistant, "two", strategy)).GetProperty("run_id").GetString()!;
         var values = await server.Client.OkJsonAsync(HttpMethod.Get, $"/threads/{threadId}/runs/{second}/join");
