@@ -74,7 +74,8 @@ internal static class AgentServerAccess
     /// <exception cref="ParleyException">BadRequest (422): too large, not JSON, or not an object.</exception>
     public static async Task<JsonElement> ReadBodyAsync(HttpRequest request, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
     {
-        if (request.ContentLength == 0 || request.ContentLength is null && !request.Headers.ContainsKey("Transfer-Encoding"))
+        // The SDK always sends a body; curl users often send none (POST /threads, /threads/search).
+        if (request.ContentLength == 0 || request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == false)
             return EmptyObject;
         return await JsonBody.ReadObjectAsync(request, limits.Value.MaxRequestBodyBytes, cancellationToken);
     }

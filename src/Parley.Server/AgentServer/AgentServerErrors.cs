@@ -33,9 +33,6 @@ public static class AgentServerErrors
     public static IResult Result(int status, string detail) =>
         TypedResults.Json(new AgentServerError(detail), AgentServerJsonContext.Wire.AgentServerError, statusCode: status);
 
-    /// <summary>A 404 for a resource that does not exist or that the key may not see.</summary>
-    public static ParleyException NotFound(string detail) => ParleyException.NotFound(detail);
-
     /// <summary>Writes the error to a response that has not started.</summary>
     public static Task WriteAsync(HttpContext context, int status, string detail)
     {

@@ -256,6 +256,22 @@ public sealed class AgentServerRunsTests : ModelRigTests
     }
 
     [Fact]
+    public async Task A_chat_stream_session_is_a_thread_here_and_its_run_replays_on_the_run_stream()
+    {
+        await using var server = await StartParleyAsync();
+        Model.Enqueue(new TextReply(["one ", "two"]));
+        var chat = await server.Client.OkJsonAsync(HttpMethod.Post, "/chat", new { agent_id = Assistant, message = "count" });
+        var sessionId = chat.GetProperty("session_id").GetString()!;
+
+        var run = Assert.Single((await server.Client.OkJsonAsync(HttpMethod.Get, $"/threads/{sessionId}/runs")).EnumerateArray());
+        Assert.Equal("success", run.GetProperty("status").GetString());
+        await using var joined = await server.Client.JoinRunAsync(sessionId, run.GetProperty("run_id").GetString()!, lastEventId: "-", query: "stream_mode=values&stream_mode=messages-tuple");
+        var events = await joined.ReadToEndAsync();
+        Assert.Equal(["metadata", "values", "messages", "messages", "values"], events.Select(e => e.EventType));
+        Assert.Equal("one two", events[^1].Json().GetProperty("messages")[1].GetProperty("content").GetString());
+    }
+
+    [Fact]
     public async Task A_run_started_by_a_web_chat_message_is_joinable_here_with_the_same_ids_and_a_run_started_here_streams_on_web_chat()
     {
         await using var server = await StartParleyAsync();
