@@ -19,6 +19,7 @@ namespace Parley.Core;
 [JsonSerializable(typeof(ToolCallData))]
 [JsonSerializable(typeof(ToolResultData))]
 [JsonSerializable(typeof(ThreadCreatedData))]
+[JsonSerializable(typeof(RunCancelRequestedData))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, string>))]
 [JsonSerializable(typeof(List<string>))]

@@ -101,6 +101,34 @@ internal static class SqliteSchema
             ALTER TABLE api_keys ADD COLUMN requests_per_minute INTEGER;
             ALTER TABLE organizations ADD COLUMN token_budget INTEGER;
             """),
+        // Agent-server threads are created without an assistant (agent_id and agent_version_id become nullable: SQLite
+        // cannot drop NOT NULL in place, so the table is rebuilt as its documentation prescribes, with foreign keys off
+        // for the migration); the dialect lists threads per organization and runs per thread.
+        (4, """
+            CREATE TABLE threads_new (
+                id TEXT PRIMARY KEY,
+                organization_id TEXT NOT NULL REFERENCES organizations(id),
+                agent_id TEXT REFERENCES agents(id),
+                agent_version_id TEXT REFERENCES agent_versions(id),
+                channel TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                variables TEXT NOT NULL,
+                state TEXT NOT NULL,
+                is_active INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                closed_at TEXT,
+                closed_reason TEXT,
+                window_expires_at TEXT NOT NULL,
+                last_sequence INTEGER NOT NULL);
+            INSERT INTO threads_new SELECT id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active,
+                created_at, updated_at, closed_at, closed_reason, window_expires_at, last_sequence FROM threads;
+            DROP TABLE threads;
+            ALTER TABLE threads_new RENAME TO threads;
+            CREATE INDEX threads_open_by_expiry ON threads(window_expires_at) WHERE is_active = 1;
+            CREATE INDEX threads_by_organization ON threads(organization_id, created_at);
+            CREATE INDEX runs_by_thread ON runs(thread_id);
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>
@@ -117,13 +145,31 @@ internal static class SqliteSchema
         var current = Convert.ToInt32(read.ExecuteScalar());
         if (current > LatestVersion)
             throw new InvalidOperationException($"The SQLite database has schema version {current}, newer than this Parley build knows ({LatestVersion}). Upgrade Parley.");
-        foreach (var (version, sql) in Migrations)
+        // A migration may rebuild a table that others reference (SQLite's ALTER TABLE procedure): foreign keys are off
+        // while migrations run (the pragma is a no-op inside a transaction) and checked before each commit.
+        Execute(connection, "PRAGMA foreign_keys=OFF;");
+        try
         {
-            if (version <= current) continue;
-            using var tx = connection.BeginTransaction();
-            Execute(connection, sql, tx);
-            Execute(connection, $"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, '{DateTimeOffset.UtcNow:O}')", tx);
-            tx.Commit();
+            foreach (var (version, sql) in Migrations)
+            {
+                if (version <= current) continue;
+                using var tx = connection.BeginTransaction();
+                Execute(connection, sql, tx);
+                using (var check = connection.CreateCommand())
+                {
+                    check.Transaction = tx;
+                    check.CommandText = "PRAGMA foreign_key_check;";
+                    using var violations = check.ExecuteReader();
+                    if (violations.Read())
+                        throw new InvalidOperationException($"SQLite migration {version} would break a foreign key (table {violations.GetString(0)}).");
+                }
+                Execute(connection, $"INSERT INTO schema_migrations (version, applied_at) VALUES ({version}, '{DateTimeOffset.UtcNow:O}')", tx);
+                tx.Commit();
+            }
+        }
+        finally
+        {
+            Execute(connection, "PRAGMA foreign_keys=ON;");
         }
     }
 

@@ -44,7 +44,7 @@ public sealed partial class SqliteStore : IThreadStore
             var result = decide(change);
             if (change.IsEmpty) return (result, []);
             using (var update = Command(connection, """
-                UPDATE threads SET variables = $variables, state = $state, is_active = $active, updated_at = $updated, closed_at = $closed,
+                UPDATE threads SET agent_id = $agent, agent_version_id = $version, variables = $variables, state = $state, is_active = $active, updated_at = $updated, closed_at = $closed,
                     closed_reason = $reason, window_expires_at = $expires, last_sequence = $sequence
                 WHERE id = $id
                 """, tx, ThreadParameters(change.Thread)))
@@ -117,6 +117,59 @@ public sealed partial class SqliteStore : IThreadStore
         Task.FromResult<IReadOnlyList<Run>>(QueryRuns($"SELECT {RunColumns} FROM runs WHERE status IN ('pending', 'running') ORDER BY rowid"));
 
     /// <inheritdoc />
+    public Task<IReadOnlyList<ChatThread>> ListThreadsAsync(ThreadQuery query, CancellationToken cancellationToken = default)
+    {
+        using var connection = Open();
+        var sql = new System.Text.StringBuilder($"SELECT {ThreadColumns} FROM threads WHERE organization_id = $org");
+        var parameters = new List<(string, object?)> { ("$org", Text(query.OrganizationId)) };
+        if (query.AgentId is { } agentId)
+        {
+            sql.Append(" AND agent_id = $agent");
+            parameters.Add(("$agent", Text(agentId)));
+        }
+        var i = 0;
+        foreach (var (key, value) in query.Metadata)
+        {
+            // json_extract with a quoted key: any key text is matched literally, never as a path.
+            sql.Append($" AND json_extract(metadata, $key{i}) = $value{i}");
+            parameters.Add(($"$key{i}", "$.\"" + key.Replace("\"", "\\\"", StringComparison.Ordinal) + "\""));
+            parameters.Add(($"$value{i}", value));
+            i++;
+        }
+        if (query.Ids is { } ids)
+        {
+            sql.Append(" AND id IN (SELECT value FROM json_each($ids))");
+            parameters.Add(("$ids", JsonSerializer.Serialize(ids.Select(id => Text(id)!).ToList(), CoreJsonContext.Payloads.ListString)));
+        }
+        sql.Append(" ORDER BY created_at DESC, id DESC LIMIT $limit OFFSET $offset");
+        parameters.Add(("$limit", query.Limit));
+        parameters.Add(("$offset", query.Offset));
+        using var command = Command(connection, sql.ToString(), null, [.. parameters]);
+        using var r = command.ExecuteReader();
+        var threads = new List<ChatThread>();
+        while (r.Read()) threads.Add(ReadThreadRow(r));
+        return Task.FromResult<IReadOnlyList<ChatThread>>(threads);
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<Run>> ListRunsAsync(Guid threadId, int limit, int offset, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<Run>>(QueryRuns($"SELECT {RunColumns} FROM runs WHERE thread_id = $thread ORDER BY rowid DESC LIMIT $limit OFFSET $offset",
+            ("$thread", Text(threadId)), ("$limit", limit), ("$offset", offset)));
+
+    /// <inheritdoc />
+    public Task<bool> DeleteThreadAsync(Guid threadId, CancellationToken cancellationToken = default) =>
+        WriteAsync<bool>((connection, tx) =>
+        {
+            foreach (var table in new[] { "thread_events", "messages", "runs" })
+            {
+                using var delete = Command(connection, $"DELETE FROM {table} WHERE thread_id = $thread", tx, ("$thread", Text(threadId)));
+                delete.ExecuteNonQuery();
+            }
+            using var deleteThread = Command(connection, "DELETE FROM threads WHERE id = $thread", tx, ("$thread", Text(threadId)));
+            return (deleteThread.ExecuteNonQuery() > 0, []);
+        }, cancellationToken);
+
+    /// <inheritdoc />
     public Task<IReadOnlyList<Guid>> ListExpiredThreadsAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default)
     {
         using var connection = Open();
@@ -158,6 +211,14 @@ public sealed partial class SqliteStore : IThreadStore
 
     private static void WriteChildren(SqliteConnection connection, SqliteTransaction tx, ThreadChange change)
     {
+        foreach (var runId in change.DeletedRuns)
+        {
+            using var deleteMessages = Command(connection, "DELETE FROM messages WHERE thread_id = $thread AND run_id = $run", tx,
+                ("$thread", Text(change.Thread.Id)), ("$run", Text(runId)));
+            deleteMessages.ExecuteNonQuery();
+            using var deleteRun = Command(connection, "DELETE FROM runs WHERE id = $run", tx, ("$run", Text(runId)));
+            deleteRun.ExecuteNonQuery();
+        }
         foreach (var m in change.Messages)
         {
             using var insert = Command(connection, """
@@ -213,13 +274,16 @@ public sealed partial class SqliteStore : IThreadStore
     {
         using var query = Command(connection, $"SELECT {ThreadColumns} FROM threads WHERE id = $id", tx, ("$id", Text(id)));
         using var r = query.ExecuteReader();
-        if (!r.Read()) return null;
-        return new ChatThread
+        return r.Read() ? ReadThreadRow(r) : null;
+    }
+
+    private static ChatThread ReadThreadRow(SqliteDataReader r) =>
+        new()
         {
             Id = ReadGuid(r, 0),
             OrganizationId = ReadGuid(r, 1),
-            AgentId = ReadGuid(r, 2),
-            AgentVersionId = ReadGuid(r, 3),
+            AgentId = ReadNullableGuid(r, 2),
+            AgentVersionId = ReadNullableGuid(r, 3),
             Channel = r.GetString(4),
             Metadata = JsonSerializer.Deserialize(r.GetString(5), CoreJsonContext.Payloads.DictionaryStringString)!,
             Variables = JsonSerializer.Deserialize(r.GetString(6), CoreJsonContext.Payloads.DictionaryStringString)!,
@@ -232,5 +296,4 @@ public sealed partial class SqliteStore : IThreadStore
             WindowExpiresAt = ReadTime(r, 13),
             LastSequence = r.GetInt64(14),
         };
-    }
 }

@@ -29,6 +29,18 @@ public static class ThreadEventTypes
     public const string RunCancelled = "run.cancelled";
     /// <summary>A run failed. Data: the run, with <c>error</c>.</summary>
     public const string RunFailed = "run.failed";
+    /// <summary>A run was stopped by a cancel request or a newer run (multitask strategy <c>interrupt</c>). Data: the run.</summary>
+    public const string RunInterrupted = "run.interrupted";
+    /// <summary>
+    /// A run was rolled back (cancel action or multitask strategy <c>rollback</c>): the run and its messages were deleted.
+    /// Data: the run as it was last, with status <c>interrupted</c>.
+    /// </summary>
+    public const string RunRolledBack = "run.rolled_back";
+    /// <summary>
+    /// Someone asked to stop a running run. Data: <c>{runId, action}</c> (<c>interrupt</c> or <c>rollback</c>). The engine
+    /// executing the run observes it in the log and ends the run with <c>run.interrupted</c> or <c>run.rolled_back</c>.
+    /// </summary>
+    public const string RunCancelRequested = "run.cancel_requested";
     /// <summary>A piece of the text of an outbound message being generated. Data: <c>{messageId, delta}</c>.</summary>
     public const string MessageDelta = "message.delta";
     /// <summary>The thread's state or variables changed. Data: <c>{state, variables}</c>.</summary>

@@ -45,3 +45,26 @@ public sealed record Run(
     /// <summary>True for success, error, interrupted and cancelled.</summary>
     public bool IsFinished => Status is not (RunStatus.pending or RunStatus.running);
 }
+
+/// <summary>What a cancel does to a run (agent-server dialect: <c>action</c> of the cancel endpoint and the multitask strategies).</summary>
+public static class CancelActions
+{
+    /// <summary>Stop the run and keep what it stored; its status becomes <c>interrupted</c>.</summary>
+    public const string Interrupt = "interrupt";
+
+    /// <summary>Stop the run and delete it with its messages (the log keeps its events and records <c>run.rolled_back</c>).</summary>
+    public const string Rollback = "rollback";
+}
+
+/// <summary>What happens when a run is created on a thread that has a pending or running run (agent-server <c>multitask_strategy</c>).</summary>
+public enum MultitaskStrategy
+{
+    /// <summary>Refuse the new run.</summary>
+    reject,
+    /// <summary>Queue the new run behind the others (the default).</summary>
+    enqueue,
+    /// <summary>Interrupt the thread's pending and running runs, then run the new one.</summary>
+    interrupt,
+    /// <summary>Roll back the thread's pending and running runs, then run the new one.</summary>
+    rollback,
+}

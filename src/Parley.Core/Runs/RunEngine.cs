@@ -22,11 +22,14 @@ public sealed class RunEngineOptions
 /// Executes queued runs: one at a time per thread, in the order they were queued, many threads in parallel. Each
 /// update an executor yields becomes one atomic thread write. A run never depends on a client being connected.
 /// At start it fails runs left <c>running</c> by a previous process and resumes the pending ones.
+/// A run is stopped by a <c>run.cancel_requested</c> event in its thread's log (see <see cref="ThreadService.CancelRunAsync"/>),
+/// which the engine executing it observes wherever the request was made.
 /// </summary>
 public sealed partial class RunEngine(
     IThreadStore threads,
     IAgentStore agents,
     IEnumerable<IAgentExecutor> executors,
+    ThreadEventReader eventReader,
     IOptions<RunEngineOptions> options,
     Diagnostics.ParleyMetrics metrics,
     TimeProvider time,
@@ -107,10 +110,16 @@ public sealed partial class RunEngine(
             while (true)
             {
                 _scheduled.TryGetValue(threadId, out var seen);
-                while (!_stopping.IsCancellationRequested && await threads.GetNextPendingRunAsync(threadId, CancellationToken.None) is { } run)
+                while (!_stopping.IsCancellationRequested)
                 {
+                    // The thread's last sequence is read before the pending run: if the thread is unchanged when the run
+                    // starts (same sequence, under the thread's lock), the run is still pending — no cancel or rollback
+                    // touched it in between, since every change appends an event.
+                    if (await threads.GetThreadAsync(threadId, CancellationToken.None) is not { } thread) break; // deleted
+                    if (await threads.GetNextPendingRunAsync(threadId, CancellationToken.None) is not { } run) break;
                     await _slots.WaitAsync(CancellationToken.None);
-                    try { await ExecuteRunAsync(run); }
+                    try { await ExecuteRunAsync(run, thread.LastSequence); }
+                    catch (KeyNotFoundException) { break; } // the thread was deleted while its run executed
                     finally { _slots.Release(); }
                 }
                 if (_scheduled.TryRemove(new KeyValuePair<Guid, long>(threadId, seen))) return;
@@ -123,26 +132,32 @@ public sealed partial class RunEngine(
         }
     }
 
-    private async Task ExecuteRunAsync(Run queued)
+    private async Task ExecuteRunAsync(Run queued, long seenSequence)
     {
         var started = await threads.UpdateThreadAsync(queued.ThreadId, change =>
         {
             var thread = change.Thread;
+            if (change.Original.LastSequence != seenSequence) return (Retry: true, Started: ((ChatThread Thread, Run Run)?)null); // changed meanwhile: read again
             if (!thread.IsActive || thread.State.Control != ChatThreadState.AgentControl)
             {
                 change.SaveRun(queued with { Status = RunStatus.cancelled, EndedAt = change.Now }, ThreadEventTypes.RunCancelled);
-                return ((ChatThread Thread, Run Run)?)null;
+                return (Retry: false, Started: null);
             }
             var run = change.SaveRun(queued with { Status = RunStatus.running, StartedAt = change.Now }, ThreadEventTypes.RunStarted);
-            return (change.Thread, run);
+            return (Retry: false, Started: (change.Thread, run));
         }, CancellationToken.None);
+        if (started.Retry) return;
         metrics.QueuedRuns.Add(-1);
-        if (started is not { } s) return;
+        if (started.Started is not { } s) return;
         var run = s.Run;
         var progress = new RunProgress { StartedAt = time.GetTimestamp() };
 
         Log.RunStarted(logger, run.Id, run.ThreadId);
         using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        // Cancel requests travel through the thread's log, so one made on any node reaches this engine; the watcher
+        // reads the log from the run's start (the same gap-free reader streams use) until the run ends.
+        using var watching = new CancellationTokenSource();
+        var watcher = WatchForCancelAsync(run, s.Thread.LastSequence, progress, runCancellation, watching.Token);
         // Group commit: the executor queues updates; the writer commits everything queued since its last write in one
         // transaction, so a fast model is not slowed to one write per token.
         var updates = Channel.CreateBounded<AgentUpdate>(new BoundedChannelOptions(UpdateQueueCapacity) { SingleReader = true, SingleWriter = true });
@@ -173,6 +188,16 @@ public sealed partial class RunEngine(
             failure = ex; // a failed write explains the run's failure better than the cancellation it caused
         }
 
+        await watching.CancelAsync();
+        await watcher;
+
+        if (progress.CancelAction is { } action)
+        {
+            await EndCancelledAsync(run, action, progress);
+            Log.RunCancelled(logger, run.Id, action);
+            metrics.RunDuration.Record(time.GetElapsedTime(progress.StartedAt).TotalMilliseconds, new KeyValuePair<string, object?>("status", "interrupted"));
+            return;
+        }
         if (failure is null)
         {
             await threads.UpdateThreadAsync(run.ThreadId, change =>
@@ -229,6 +254,61 @@ public sealed partial class RunEngine(
         }
     }
 
+    /// <summary>Stops the run when a <c>run.cancel_requested</c> event for it appears in the thread's log.</summary>
+    private async Task WatchForCancelAsync(Run run, long afterSequence, RunProgress progress, CancellationTokenSource runCancellation, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await foreach (var item in eventReader.ReadAsync(run.ThreadId, afterSequence, TimeSpan.FromMinutes(5), cancellationToken))
+            {
+                if (item.Event is not { Type: ThreadEventTypes.RunCancelRequested } e || e.RunId != run.Id) continue;
+                var request = JsonSerializer.Deserialize(e.Data, CoreJsonContext.Payloads.RunCancelRequestedData);
+                progress.CancelAction = request?.Action == CancelActions.Rollback ? CancelActions.Rollback : CancelActions.Interrupt;
+                await runCancellation.CancelAsync();
+                return;
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // the run ended first
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.CancelWatchFailed(logger, ex, run.Id); // the run goes on; it just cannot be cancelled any more
+        }
+    }
+
+    /// <summary>
+    /// Ends a run that a cancel request stopped. <c>interrupt</c> keeps what the run stored and marks the reply it owed
+    /// failed (with the text streamed so far); <c>rollback</c> deletes the run and its messages (<see cref="ThreadChange.RollBackRun"/>).
+    /// </summary>
+    private Task EndCancelledAsync(Run run, string action, RunProgress progress) =>
+        threads.UpdateThreadAsync(run.ThreadId, change =>
+        {
+            var ended = run with { Status = RunStatus.interrupted, EndedAt = change.Now, Usage = progress.Usage };
+            if (action == CancelActions.Rollback)
+            {
+                change.RollBackRun(ended);
+                return true;
+            }
+            if (progress.PendingMessageId is { } pending)
+                change.AddMessage(new ThreadMessage
+                {
+                    Id = pending,
+                    ThreadId = run.ThreadId,
+                    OrganizationId = run.OrganizationId,
+                    Direction = MessageDirection.OUTBOUND,
+                    MessageBody = progress.PendingText.ToString(),
+                    Status = MessageStatus.FAILED,
+                    RunId = run.Id,
+                    CreatedAt = change.Now,
+                });
+            if (progress.CloseReason is { } reason) change.Close(reason, run.Id);
+            change.SaveRun(ended, ThreadEventTypes.RunInterrupted);
+            return true;
+        }, CancellationToken.None);
+
     private Task FailAsync(Run run, string error, RunProgress? progress, CancellationToken cancellationToken) =>
         threads.UpdateThreadAsync(run.ThreadId, change =>
         {
@@ -284,6 +364,9 @@ public sealed partial class RunEngine(
 
         /// <summary>True once time-to-first-output was recorded.</summary>
         public bool FirstOutputRecorded { get; set; }
+
+        /// <summary>Set by the cancel watcher: <c>interrupt</c> or <c>rollback</c> when a cancel request stopped the run.</summary>
+        public volatile string? CancelAction;
     }
 
     /// <summary>Turns one executor update into changes of the thread.</summary>
@@ -361,5 +444,11 @@ public sealed partial class RunEngine(
 
         [LoggerMessage(4, LogLevel.Error, "The run queue of thread {ThreadId} failed")]
         public static partial void DrainFailed(ILogger logger, Exception exception, Guid threadId);
+
+        [LoggerMessage(5, LogLevel.Debug, "Run {RunId} was cancelled ({Action})")]
+        public static partial void RunCancelled(ILogger logger, Guid runId, string action);
+
+        [LoggerMessage(6, LogLevel.Warning, "Watching run {RunId} for cancel requests failed")]
+        public static partial void CancelWatchFailed(ILogger logger, Exception exception, Guid runId);
     }
 }

@@ -90,9 +90,36 @@ public interface IThreadStore
     /// <summary>Token usage of the organization's runs created in [<paramref name="from"/>, <paramref name="to"/>).</summary>
     Task<OrganizationUsage> GetOrganizationUsageAsync(Guid organizationId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// The organization's threads, newest first: those of <see cref="ThreadQuery.AgentId"/> when set, whose metadata
+    /// holds every pair of <see cref="ThreadQuery.Metadata"/>, and whose id is in <see cref="ThreadQuery.Ids"/> when set.
+    /// </summary>
+    Task<IReadOnlyList<ChatThread>> ListThreadsAsync(ThreadQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>The thread's runs, newest first, skipping <paramref name="offset"/>, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<Run>> ListRunsAsync(Guid threadId, int limit, int offset, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes the thread with its messages, runs and events; false when no thread has that id.</summary>
+    Task<bool> DeleteThreadAsync(Guid threadId, CancellationToken cancellationToken = default);
+
     /// <summary>Ids of active threads whose window ran out before <paramref name="now"/>, at most <paramref name="limit"/>.</summary>
     Task<IReadOnlyList<Guid>> ListExpiredThreadsAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default);
 }
+
+/// <summary>What <see cref="IThreadStore.ListThreadsAsync"/> returns.</summary>
+/// <param name="OrganizationId">Only this organization's threads.</param>
+/// <param name="AgentId">Only threads whose agent is this one (null: any, including threads with no agent yet).</param>
+/// <param name="Metadata">Pairs every returned thread's metadata holds (exact match).</param>
+/// <param name="Ids">Only these threads (null: any).</param>
+/// <param name="Limit">At most this many.</param>
+/// <param name="Offset">Skip this many.</param>
+public sealed record ThreadQuery(
+    Guid OrganizationId,
+    Guid? AgentId,
+    IReadOnlyDictionary<string, string> Metadata,
+    IReadOnlyList<Guid>? Ids,
+    int Limit,
+    int Offset);
 
 /// <summary>An organization's model usage over a period.</summary>
 /// <param name="Runs">Runs that used a model.</param>

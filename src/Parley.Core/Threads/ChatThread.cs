@@ -15,13 +15,16 @@ public sealed record ChatThread
     /// <summary>Owning organization.</summary>
     public required Guid OrganizationId { get; init; }
 
-    /// <summary>The agent the thread talks to.</summary>
-    public required Guid AgentId { get; init; }
+    /// <summary>
+    /// The agent the thread talks to, or null for an agent-server thread before its first run (that dialect creates
+    /// threads without an assistant and names one per run; each run then sets the thread's agent to its own).
+    /// </summary>
+    public Guid? AgentId { get; init; }
 
-    /// <summary>The agent version pinned at creation.</summary>
-    public required Guid AgentVersionId { get; init; }
+    /// <summary>The agent version pinned at creation (or by the latest agent-server run), or null while <see cref="AgentId"/> is null.</summary>
+    public Guid? AgentVersionId { get; init; }
 
-    /// <summary>Channel: <c>WEB</c> for web chat threads.</summary>
+    /// <summary>Channel: <c>WEB</c> for web chat threads, <c>CHAT</c> for chat-stream sessions, <c>AGENT_SERVER</c> for agent-server threads.</summary>
     public string Channel { get; init; } = "WEB";
 
     /// <summary>Caller-supplied string map, returned as given.</summary>

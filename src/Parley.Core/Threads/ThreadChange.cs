@@ -16,6 +16,7 @@ public sealed class ThreadChange
     private readonly List<ThreadEvent> _events = [];
     private readonly List<ThreadMessage> _messages = [];
     private readonly List<Run> _runs = [];
+    private readonly List<Guid> _deletedRuns = [];
 
     /// <summary>Starts a change of <paramref name="current"/> at time <paramref name="now"/>.</summary>
     public ThreadChange(ChatThread current, DateTimeOffset now)
@@ -42,6 +43,12 @@ public sealed class ThreadChange
 
     /// <summary>Runs to insert or update.</summary>
     public IReadOnlyList<Run> Runs => _runs;
+
+    /// <summary>
+    /// Runs to delete together with their messages (inbound and outbound: every message whose <c>runId</c> is the run).
+    /// Only a rollback deletes; its event stays in the log, which is append-only.
+    /// </summary>
+    public IReadOnlyList<Guid> DeletedRuns => _deletedRuns;
 
     /// <summary>True when the change appends nothing (and so writes nothing).</summary>
     public bool IsEmpty => _events.Count == 0;
@@ -79,6 +86,18 @@ public sealed class ThreadChange
         return run;
     }
 
+    /// <summary>
+    /// Rolls <paramref name="run"/> back: deletes it and its messages and appends <c>run.rolled_back</c> (data: the run
+    /// as it was, with status <c>interrupted</c>). Events the run appended before stay in the log.
+    /// </summary>
+    public void RollBackRun(Run run)
+    {
+        _runs.RemoveAll(r => r.Id == run.Id);
+        _messages.RemoveAll(m => m.RunId == run.Id);
+        _deletedRuns.Add(run.Id);
+        Append(ThreadEventTypes.RunRolledBack, run.Id, run with { Status = RunStatus.interrupted, EndedAt = run.EndedAt ?? Now }, CoreJsonContext.Payloads.Run);
+    }
+
     /// <summary>Replaces the thread's state and/or variables and appends a <c>state.updated</c> event.</summary>
     public void UpdateState(ChatThreadState? state = null, IReadOnlyDictionary<string, string>? variables = null, Guid? runId = null)
     {
@@ -110,6 +129,11 @@ public sealed record ThreadClosedData(DateTimeOffset ClosedAt, string ClosedReas
 /// <param name="Delta">The new text.</param>
 public sealed record MessageDeltaData(Guid MessageId, string Delta);
 
+/// <summary>Data of a <c>run.cancel_requested</c> event: the executing engine (on whichever node) stops the run.</summary>
+/// <param name="RunId">The run to stop.</param>
+/// <param name="Action"><c>interrupt</c> (keep what the run stored) or <c>rollback</c> (delete the run and its messages).</param>
+public sealed record RunCancelRequestedData(Guid RunId, string Action);
+
 /// <summary>Data of a <c>tool.call</c> event.</summary>
 /// <param name="CallId">Pairs the call with its result.</param>
 /// <param name="Name">Tool name.</param>
@@ -125,8 +149,8 @@ public sealed record ToolResultData(string CallId, string Name, JsonElement Resu
 
 /// <summary>Data of a <c>thread.created</c> event.</summary>
 /// <param name="ThreadId">The thread.</param>
-/// <param name="AgentId">Its agent.</param>
-/// <param name="AgentVersionId">The pinned version.</param>
+/// <param name="AgentId">Its agent (null for an agent-server thread, which gets one with its first run).</param>
+/// <param name="AgentVersionId">The pinned version, or null.</param>
 /// <param name="Metadata">Metadata as given.</param>
 /// <param name="Variables">Initial variables.</param>
-public sealed record ThreadCreatedData(Guid ThreadId, Guid AgentId, Guid AgentVersionId, IReadOnlyDictionary<string, string> Metadata, IReadOnlyDictionary<string, string> Variables);
+public sealed record ThreadCreatedData(Guid ThreadId, Guid? AgentId, Guid? AgentVersionId, IReadOnlyDictionary<string, string> Metadata, IReadOnlyDictionary<string, string> Variables);

@@ -57,6 +57,157 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
         return (change.Thread, agent, version);
     }
 
+    /// <summary>
+    /// Creates a thread with no agent (the agent-server dialect names the assistant per run; the first run sets the
+    /// thread's agent). It never expires for inactivity: that dialect has no inactivity window.
+    /// </summary>
+    /// <param name="organizationId">The owner.</param>
+    /// <param name="threadId">The id the client chose, or null for a new one.</param>
+    /// <param name="metadata">Metadata as given.</param>
+    /// <param name="channel">The creating dialect (<c>AGENT_SERVER</c>).</param>
+    /// <param name="pinned">A version to pin at once (an agent-scoped key's agent), or null for no agent until the first run.</param>
+    /// <param name="cancellationToken">Cancels the write.</param>
+    /// <returns>The thread, and false when a thread with <paramref name="threadId"/> existed already (it is returned unchanged).</returns>
+    /// <exception cref="ParleyException">Conflict when <paramref name="threadId"/> is taken by another organization's thread (not revealed as such).</exception>
+    public async Task<(ChatThread Thread, bool Created)> CreateWithoutAgentAsync(
+        Guid organizationId, Guid? threadId, IReadOnlyDictionary<string, string> metadata, string channel, AgentVersion? pinned = null, CancellationToken cancellationToken = default)
+    {
+        if (threadId is { } wanted && await threads.GetThreadAsync(wanted, cancellationToken) is { } existing)
+        {
+            if (existing.OrganizationId != organizationId) throw new ParleyException(ParleyErrorKind.Conflict, $"thread_id: {wanted} cannot be used.");
+            return (existing, false);
+        }
+        var now = time.GetUtcNow();
+        var thread = new ChatThread
+        {
+            Id = threadId ?? Guid.CreateVersion7(now),
+            OrganizationId = organizationId,
+            AgentId = pinned?.AgentId,
+            AgentVersionId = pinned?.Id,
+            Channel = channel,
+            Metadata = new Dictionary<string, string>(metadata),
+            CreatedAt = now,
+            UpdatedAt = now,
+            WindowExpiresAt = NoWindow,
+        };
+        var change = new ThreadChange(thread, now);
+        change.Append(ThreadEventTypes.ThreadCreated, null,
+            new ThreadCreatedData(thread.Id, thread.AgentId, thread.AgentVersionId, thread.Metadata, thread.Variables), CoreJsonContext.Payloads.ThreadCreatedData);
+        await threads.CreateThreadAsync(change, cancellationToken);
+        return (change.Thread, true);
+    }
+
+    /// <summary>The window end of threads that never expire (agent-server threads).</summary>
+    public static readonly DateTimeOffset NoWindow = new(9999, 12, 31, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>
+    /// Queues a run of <paramref name="version"/> on the thread with the given user messages as its input (one write:
+    /// messages, run, and the thread's agent set to the run's), applying <paramref name="strategy"/> when the thread
+    /// already has pending or running runs: <c>reject</c> refuses, <c>enqueue</c> queues behind them, <c>interrupt</c> and
+    /// <c>rollback</c> stop them first (pending ones at once, a running one through a <c>run.cancel_requested</c> event
+    /// that its engine observes). Busy is read just before the write: two concurrent creates may both see an idle thread
+    /// (then both are queued, one after the other).
+    /// </summary>
+    /// <returns>The run, or null when <paramref name="strategy"/> is reject and the thread is busy.</returns>
+    /// <exception cref="ParleyException">NotFound or Forbidden; BadRequest when the thread is closed; PaymentRequired when the budget is spent.</exception>
+    public async Task<Run?> StartRunAsync(
+        Guid organizationId, Guid threadId, AgentVersion version, IReadOnlyList<string> inputMessages, MultitaskStrategy strategy, CancellationToken cancellationToken = default)
+    {
+        await GetAsync(organizationId, threadId, cancellationToken);
+        await EnsureBalanceAsync(organizationId, cancellationToken);
+        var active = await ActiveRunsAsync(threadId, cancellationToken);
+        var run = await threads.UpdateThreadAsync(threadId, change =>
+        {
+            if (!change.Thread.IsActive) throw ParleyException.BadRequest($"thread_id: thread {threadId} is closed and accepts no runs.");
+            if (active.Count > 0)
+            {
+                if (strategy == MultitaskStrategy.reject) return null;
+                if (strategy is MultitaskStrategy.interrupt or MultitaskStrategy.rollback)
+                    foreach (var other in active) RequestCancel(change, other.Id, strategy == MultitaskStrategy.rollback ? CancelActions.Rollback : CancelActions.Interrupt, other);
+            }
+            var runId = Guid.CreateVersion7(change.Now);
+            Guid? inputId = null;
+            foreach (var text in inputMessages)
+                inputId = change.AddMessage(new ThreadMessage
+                {
+                    Id = Guid.CreateVersion7(change.Now),
+                    ThreadId = threadId,
+                    OrganizationId = organizationId,
+                    Direction = MessageDirection.INBOUND,
+                    MessageBody = text,
+                    Status = MessageStatus.RECEIVED,
+                    RunId = runId,
+                    CreatedAt = change.Now,
+                }).Id;
+            change.Thread = change.Thread with { AgentId = version.AgentId, AgentVersionId = version.Id };
+            return change.SaveRun(new Run(runId, threadId, organizationId, version.Id, inputId, RunStatus.pending, change.Now, null, null, null), ThreadEventTypes.RunQueued);
+        }, cancellationToken);
+        if (run is not null)
+        {
+            metrics.QueuedRuns.Add(1);
+            runEngine.Schedule(threadId);
+        }
+        return run;
+    }
+
+    /// <summary>
+    /// Cancels a run: a pending one ends at once (<c>interrupted</c>, or deleted for <c>rollback</c>); a running one gets a
+    /// <c>run.cancel_requested</c> event, and the engine executing it (on any node) stops it and writes its end.
+    /// </summary>
+    /// <param name="organizationId">The caller's organization.</param>
+    /// <param name="threadId">The thread.</param>
+    /// <param name="runId">The run.</param>
+    /// <param name="action"><see cref="CancelActions.Interrupt"/> or <see cref="CancelActions.Rollback"/>.</param>
+    /// <param name="cancellationToken">Cancels the write.</param>
+    /// <returns>The run as it stands after the request (still <c>running</c> until the engine stops it).</returns>
+    /// <exception cref="ParleyException">NotFound for an unknown run or thread (or another organization's); Conflict when the run has ended.</exception>
+    public async Task<Run> CancelRunAsync(Guid organizationId, Guid threadId, Guid runId, string action, CancellationToken cancellationToken = default)
+    {
+        await GetAsync(organizationId, threadId, cancellationToken);
+        var run = await threads.GetRunAsync(runId, cancellationToken);
+        if (run is null || run.ThreadId != threadId) throw ParleyException.NotFound($"run_id: no run {runId} on thread {threadId}.");
+        if (run.IsFinished) throw new ParleyException(ParleyErrorKind.Conflict, $"run_id: run {runId} has ended (status {run.Status}) and cannot be cancelled.");
+        return await threads.UpdateThreadAsync(threadId, change => RequestCancel(change, runId, action, run), cancellationToken);
+    }
+
+    /// <summary>The thread's pending and running runs, oldest first.</summary>
+    public async Task<IReadOnlyList<Run>> ActiveRunsAsync(Guid threadId, CancellationToken cancellationToken = default)
+    {
+        var recent = await threads.ListRunsAsync(threadId, 100, 0, cancellationToken);
+        return recent.Where(r => !r.IsFinished).Reverse().ToList();
+    }
+
+    /// <summary>
+    /// Deletes the thread with its messages, runs and log after asking its running run (if any) to stop.
+    /// </summary>
+    /// <exception cref="ParleyException">NotFound or Forbidden.</exception>
+    public async Task DeleteAsync(Guid organizationId, Guid threadId, CancellationToken cancellationToken = default)
+    {
+        await GetAsync(organizationId, threadId, cancellationToken);
+        foreach (var run in await ActiveRunsAsync(threadId, cancellationToken))
+            await threads.UpdateThreadAsync(threadId, change => RequestCancel(change, run.Id, CancelActions.Interrupt, run), cancellationToken);
+        await threads.DeleteThreadAsync(threadId, cancellationToken);
+    }
+
+    // Under the thread's lock. Always appends the request; a run read as pending is also ended here. The run's row is
+    // not readable inside the write, so "pending" comes from the caller's read just before. Both races converge: an
+    // engine about to start the run sees the thread's sequence moved and re-reads (the run is no longer pending); an
+    // engine that started it just before sees the request (appended after its run.started) and stops it, writing a
+    // second end event for it.
+    private Run RequestCancel(ThreadChange change, Guid runId, string action, Run? known)
+    {
+        change.Append(ThreadEventTypes.RunCancelRequested, runId, new RunCancelRequestedData(runId, action), CoreJsonContext.Payloads.RunCancelRequestedData);
+        if (known is { Status: RunStatus.pending } pending)
+        {
+            metrics.QueuedRuns.Add(-1);
+            var ended = pending with { Status = RunStatus.interrupted, EndedAt = change.Now };
+            if (action == CancelActions.Rollback) change.RollBackRun(ended);
+            else change.SaveRun(ended, ThreadEventTypes.RunInterrupted);
+            return ended;
+        }
+        return known ?? new Run(runId, change.Thread.Id, change.Thread.OrganizationId, Guid.Empty, null, RunStatus.running, change.Now, null, null, null);
+    }
+
     /// <summary>Returns the thread when it exists and belongs to <paramref name="organizationId"/>.</summary>
     /// <exception cref="ParleyException">NotFound for an unknown thread; Forbidden for another organization's.</exception>
     public async Task<ChatThread> GetAsync(Guid organizationId, Guid threadId, CancellationToken cancellationToken = default)
@@ -80,7 +231,9 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
         EnsureOwner(thread, organizationId);
         var threadId = thread.Id;
         await EnsureBalanceAsync(organizationId, cancellationToken);
-        var version = await agents.GetAgentVersionAsync(thread.AgentVersionId, cancellationToken)
+        if (thread.AgentVersionId is not { } versionId)
+            throw ParleyException.BadRequest($"threadId: thread {threadId} has no agent yet: start a run with an assistant on it first (agent-server API).");
+        var version = await agents.GetAgentVersionAsync(versionId, cancellationToken)
             ?? throw new InvalidOperationException($"Thread {threadId} pins a missing agent version.");
         var definition = version.Definition;
 

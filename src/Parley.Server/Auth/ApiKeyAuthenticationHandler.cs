@@ -50,6 +50,8 @@ public sealed class ApiKeyAuthenticationHandler(
         var message = ReadKey(Request) is null
             ? $"Missing API key: send it in the {HeaderName} header."
             : "Invalid API key.";
+        if (AgentServer.AgentServerErrors.Owns(Context))
+            return AgentServer.AgentServerErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message.Replace(HeaderName, "x-api-key"));
         return ChatStream.ChatStreamErrors.Owns(Context)
             ? ChatStream.ChatStreamErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message.Replace($"the {HeaderName} header", "an Authorization: Bearer header"))
             : WebChatErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message);
@@ -82,9 +84,13 @@ public static class ParleyClaims
     /// <summary>The key's own rate limit, when it has one (requests per minute).</summary>
     public const string RequestsPerMinute = "parley:requests_per_minute";
 
-    /// <summary>True when the key may use <paramref name="agentId"/>: organization keys may use every agent of their organization.</summary>
-    public static bool MayUseAgent(this ClaimsPrincipal user, Guid agentId) =>
-        user.FindFirstValue(AgentId) is not { } scoped || Guid.TryParse(scoped, out var only) && only == agentId;
+    /// <summary>True when the key may use <paramref name="agentId"/>: organization keys may use every agent of their organization (and threads with no agent yet); agent-scoped keys only theirs.</summary>
+    public static bool MayUseAgent(this ClaimsPrincipal user, Guid? agentId) =>
+        user.FindFirstValue(AgentId) is not { } scoped || agentId is { } id && Guid.TryParse(scoped, out var only) && only == id;
+
+    /// <summary>For an agent-scoped key, the only agent it may use; null for an organization key.</summary>
+    public static Guid? ScopedAgentId(this ClaimsPrincipal user) =>
+        Guid.TryParse(user.FindFirstValue(AgentId), out var only) ? only : null;
 
     /// <summary>The organization of an authenticated principal.</summary>
     /// <exception cref="InvalidOperationException">The principal was not authenticated by an API key.</exception>

@@ -153,6 +153,10 @@ public static class ChatStreamApi
                 case ThreadEventTypes.RunCancelled:
                     yield return new ChatStreamEvent { Type = "error", Message = "The session was closed or handed off before the agent could answer." };
                     yield break;
+                case ThreadEventTypes.RunInterrupted or ThreadEventTypes.RunRolledBack:
+                    // Cancelled through the agent-server dialect (cancel, or a newer run's multitask strategy).
+                    yield return new ChatStreamEvent { Type = "error", Message = "The run was cancelled before it finished." };
+                    yield break;
             }
         }
     }

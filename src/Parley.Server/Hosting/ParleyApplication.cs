@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.Features;
 using Parley.Core;
+using Parley.Server.AgentServer;
 using Parley.Server.Auth;
 using Parley.Server.ChatStream;
 using Parley.Server.Demo;
@@ -53,7 +54,7 @@ public static class ParleyApplication
         services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "Parley API";
-            document.Info.Description = "Web chat threads with live SSE streams. Authenticate with the X-API-Key header.";
+            document.Info.Description = "Web chat threads with live SSE streams, the chat-stream API and the agent-server API (assistants, threads, runs). Authenticate with the X-API-Key header.";
             return Task.CompletedTask;
         }));
         services.AddHealthChecks();
@@ -71,7 +72,9 @@ public static class ParleyApplication
     public static WebApplication MapParley(this WebApplication app)
     {
         app.UseExceptionHandler();
-        app.UseStatusCodePages(WebChatErrors.WriteStatusCodePageAsync);
+        app.UseStatusCodePages(context => AgentServerErrors.Owns(context.HttpContext)
+            ? AgentServerErrors.WriteStatusCodePageAsync(context.HttpContext)
+            : WebChatErrors.WriteStatusCodePageAsync(context));
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseRateLimiter();
@@ -85,6 +88,7 @@ public static class ParleyApplication
         app.MapWebChatAgents();
         app.MapWebChatUsage();
         app.MapChatStream();
+        app.MapAgentServer();
         return app;
     }
 }

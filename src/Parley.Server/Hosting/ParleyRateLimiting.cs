@@ -85,7 +85,8 @@ public static class ParleyRateLimiting
             context.Response.Headers.RetryAfter = "1";
             message = "Too many open streams for this API key; close one and retry.";
         }
-        if (ChatStreamErrors.Owns(context)) await ChatStreamErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, message);
+        if (AgentServer.AgentServerErrors.Owns(context)) await AgentServer.AgentServerErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, message);
+        else if (ChatStreamErrors.Owns(context)) await ChatStreamErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, message);
         else await WebChatErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, message);
     }
 }

@@ -100,7 +100,8 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
                         closingRun = e.RunId;
                     }
                     else if (closingRun is { } run && e.RunId == run &&
-                             e.Type is ThreadEventTypes.RunCompleted or ThreadEventTypes.RunFailed or ThreadEventTypes.RunCancelled)
+                             e.Type is ThreadEventTypes.RunCompleted or ThreadEventTypes.RunFailed or ThreadEventTypes.RunCancelled
+                                 or ThreadEventTypes.RunInterrupted or ThreadEventTypes.RunRolledBack)
                     {
                         yield break;
                     }

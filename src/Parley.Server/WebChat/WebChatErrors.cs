@@ -104,6 +104,20 @@ public sealed partial class ParleyExceptionHandler(ILogger<ParleyExceptionHandle
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         if (httpContext.Response.HasStarted) return false;
+        if (AgentServer.AgentServerErrors.Owns(httpContext))
+        {
+            // The agent-server dialect's paths answer in its {detail} shape.
+            var (status, detail) = exception switch
+            {
+                ParleyException p => (AgentServer.AgentServerErrors.StatusFor(p.Kind), p.Message),
+                BadHttpRequestException bad => (422, bad.Message),
+                JsonException => (422, "The body is not valid JSON."),
+                _ => (500, "Internal server error."),
+            };
+            if (status == 500) Log.Unhandled(logger, exception, httpContext.Request.Method, httpContext.Request.Path);
+            await AgentServer.AgentServerErrors.WriteAsync(httpContext, status, detail);
+            return true;
+        }
         switch (exception)
         {
             case ParleyException p:

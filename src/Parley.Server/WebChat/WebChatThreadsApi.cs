@@ -161,13 +161,18 @@ public static class WebChatThreadsApi
         var thread = await threads.GetAsync(user.GetOrganizationId(), threadId, cancellationToken);
         if (!user.MayUseAgent(thread.AgentId))
             throw ParleyException.Forbidden($"threadId: thread {threadId} is not accessible with this API key.");
+        if (thread.AgentId is null)
+            throw new ParleyException(ParleyErrorKind.Conflict,
+                $"threadId: thread {threadId} was created by the agent-server API and has no agent until its first run.");
         return thread;
     }
 
     private static async Task<WebThread> ToWebThreadAsync(ChatThread thread, IAgentStore agents, ThreadService threads, CancellationToken cancellationToken)
     {
-        var agent = await agents.GetAgentAsync(thread.AgentId, cancellationToken) ?? throw new InvalidOperationException($"Thread {thread.Id} has no agent.");
-        var version = await agents.GetAgentVersionAsync(thread.AgentVersionId, cancellationToken) ?? throw new InvalidOperationException($"Thread {thread.Id} has no agent version.");
+        var agent = (thread.AgentId is { } agentId ? await agents.GetAgentAsync(agentId, cancellationToken) : null)
+            ?? throw new InvalidOperationException($"Thread {thread.Id} has no agent.");
+        var version = (thread.AgentVersionId is { } versionId ? await agents.GetAgentVersionAsync(versionId, cancellationToken) : null)
+            ?? throw new InvalidOperationException($"Thread {thread.Id} has no agent version.");
         return ToWebThread(thread, agent, version, threads);
     }
 
@@ -175,7 +180,7 @@ public static class WebChatThreadsApi
     {
         Id = thread.Id.ToString("D"),
         OrganizationId = thread.OrganizationId.ToString("D"),
-        AgentVersionId = thread.AgentVersionId.ToString("D"),
+        AgentVersionId = version.Id.ToString("D"),
         ToPhoneNumber = "web",
         IsActive = thread.IsActive,
         CreatedAt = UtcTimestampJsonConverter.ToText(thread.CreatedAt),
@@ -184,7 +189,7 @@ public static class WebChatThreadsApi
         ClosedReason = thread.ClosedReason,
         Metadata = thread.Metadata,
         Variables = thread.Variables,
-        AgentId = thread.AgentId.ToString("D"),
+        AgentId = agent.Id.ToString("D"),
         AgentDetails = new WebAgentDetails(agent.Id.ToString("D"), agent.Name, agent.Description, agent.AgentType),
         AgentVersionDetails = WebChatAgentsApi.ToVersionDetails(version, agent),
         WindowExpiresIn = thread.IsActive ? threads.WindowSecondsLeft(thread) : 0,

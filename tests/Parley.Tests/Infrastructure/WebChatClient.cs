@@ -70,6 +70,24 @@ public sealed class SseStream : IAsyncDisposable
         return new SseStream(response, await response.Content.ReadAsStreamAsync());
     }
 
+    /// <summary>Sends <paramref name="request"/> and opens its SSE response; fails unless it is 200.</summary>
+    public static async Task<SseStream> OpenAsync(HttpClient client, HttpRequestMessage request)
+    {
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        if (response.StatusCode != HttpStatusCode.OK)
+            Assert.Fail($"stream: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        return new SseStream(response, await response.Content.ReadAsStreamAsync());
+    }
+
+    /// <summary>Every event until the server ends the stream.</summary>
+    public async Task<List<SseItem<string>>> ReadToEndAsync(double timeoutSeconds = 10)
+    {
+        var items = new List<SseItem<string>>();
+        while (await NextAsync(timeoutSeconds) is { } item) items.Add(item);
+        return items;
+    }
+
     // A read that timed out is still pending on the enumerator; the next call must wait for it, never start another
     // (an async enumerator cannot be advanced twice at once).
     private Task<bool>? _pendingMove;
