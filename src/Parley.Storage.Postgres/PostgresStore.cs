@@ -42,6 +42,14 @@ public sealed partial class PostgresStore : IAsyncDisposable, IDisposable
     /// <summary>The pooled data source (for the run leases and tests).</summary>
     internal NpgsqlDataSource DataSource => _dataSource;
 
+    /// <summary>Runs <c>SELECT 1</c> (for health checks).</summary>
+    /// <exception cref="NpgsqlException">The database cannot be reached.</exception>
+    public async Task PingAsync(CancellationToken cancellationToken = default)
+    {
+        await using var ping = _dataSource.CreateCommand("SELECT 1");
+        await ping.ExecuteScalarAsync(cancellationToken);
+    }
+
     /// <inheritdoc />
     public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
 

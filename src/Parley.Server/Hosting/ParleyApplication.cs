@@ -74,7 +74,11 @@ public static class ParleyApplication
             document.Info.Description = "Web chat threads with live SSE streams. Authenticate with the X-API-Key header.";
             return Task.CompletedTask;
         }));
-        services.AddHealthChecks();
+        var health = services.AddHealthChecks();
+        // A node is unhealthy without its database; without Redis it still serves every call correctly (streams fall
+        // back to the store on heartbeats), only with more latency: degraded, so a load balancer keeps it.
+        if (configuration.GetConnectionString("Postgres") is not null) health.AddCheck<PostgresHealthCheck>("postgres");
+        if (configuration.GetConnectionString("Redis") is not null) health.AddCheck<RedisHealthCheck>("redis");
         if (configuration.GetValue<bool>("Parley:Metrics:Prometheus"))
             services.AddOpenTelemetry().WithMetrics(metrics => metrics
                 .AddMeter(Parley.Core.Diagnostics.ParleyMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
