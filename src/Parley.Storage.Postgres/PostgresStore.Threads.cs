@@ -46,13 +46,13 @@ public sealed partial class PostgresStore : IThreadStore
             var change = new ThreadChange(thread, Now());
             var result = decide(change);
             if (change.IsEmpty) return (result, []);
-            await using (var update = Command(connection, """
+            // The thread row's update travels in the same batch (one round trip) as the messages, runs and events.
+            var update = BatchCommand("""
                 UPDATE threads SET variables = @variables, state = @state, is_active = @active, updated_at = @updated, closed_at = @closed,
                     closed_reason = @reason, window_expires_at = @expires, last_sequence = @sequence
                 WHERE id = @id
-                """, tx, ThreadParameters(change.Thread)))
-                await update.ExecuteNonQueryAsync(cancellationToken);
-            await WriteChildrenAsync(connection, tx, change, cancellationToken);
+                """, ThreadParameters(change.Thread));
+            await WriteChildrenAsync(connection, tx, change, cancellationToken, update);
             return (result, change.Events);
         }, cancellationToken);
 
@@ -160,9 +160,10 @@ public sealed partial class PostgresStore : IThreadStore
         new(r.GetGuid(0), r.GetGuid(1), r.GetGuid(2), r.GetGuid(3), ReadNullableGuid(r, 4), Enum.Parse<RunStatus>(r.GetString(5)),
             ReadTime(r, 6), ReadNullableTime(r, 7), ReadNullableTime(r, 8), ReadNullableString(r, 9), ReadUsage(r, 10));
 
-    private static async Task WriteChildrenAsync(NpgsqlConnection connection, NpgsqlTransaction tx, ThreadChange change, CancellationToken cancellationToken)
+    private static async Task WriteChildrenAsync(NpgsqlConnection connection, NpgsqlTransaction tx, ThreadChange change, CancellationToken cancellationToken, NpgsqlBatchCommand? first = null)
     {
         await using var batch = new NpgsqlBatch(connection, tx);
+        if (first is not null) batch.BatchCommands.Add(first);
         foreach (var m in change.Messages)
             batch.BatchCommands.Add(BatchCommand("""
                 INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at, input_tokens, output_tokens)

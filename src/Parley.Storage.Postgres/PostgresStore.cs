@@ -23,7 +23,10 @@ public sealed partial class PostgresStore : IAsyncDisposable, IDisposable
     /// <exception cref="NpgsqlException">The server cannot be reached or refuses the login.</exception>
     public PostgresStore(IOptions<PostgresStoreOptions> options, IThreadEventBus bus, TimeProvider time, Core.Diagnostics.ParleyMetrics metrics)
     {
-        _dataSource = NpgsqlDataSource.Create(options.Value.ConnectionString);
+        var builder = new NpgsqlConnectionStringBuilder(options.Value.ConnectionString);
+        // The store runs a small fixed set of statements: let Npgsql prepare them on first use (unless configured).
+        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
+        _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
         _bus = bus;
         _time = time;
         _metrics = metrics;
