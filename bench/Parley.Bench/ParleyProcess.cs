@@ -38,7 +38,8 @@ internal sealed class ParleyProcess : IAsyncDisposable
         return _process.TotalProcessorTime;
     }
 
-    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs)
+    /// <param name="extraArguments">More configuration flags (the two-node mode passes its connection strings here, see Cluster.cs).</param>
+    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs, IEnumerable<string>? extraArguments = null)
     {
         if (!File.Exists(serverDll)) throw new FileNotFoundException($"Parley server not built: {serverDll} (run: dotnet build -c Release src/Parley.Server)");
         var folder = Directory.CreateTempSubdirectory("parley-bench-").FullName;
@@ -62,7 +63,7 @@ internal sealed class ParleyProcess : IAsyncDisposable
             $"--Parley:Models:bench:ScriptedDelayMs={tokenDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
             "--Parley:RateLimits:RequestsPerMinute=100000000", "--Parley:RateLimits:Burst=1000000", "--Parley:RateLimits:MaxConcurrentStreams=1000000",
             "--Parley:Runs:MaxConcurrentRuns=2048", "--Parley:Streaming:HeartbeatSeconds=15", "--Logging:LogLevel:Default=Warning",
-        }) info.ArgumentList.Add(arg);
+        }.Concat(extraArguments ?? [])) info.ArgumentList.Add(arg);
         info.Environment["DOTNET_gcServer"] = "0";
         var process = Process.Start(info)!;
         process.OutputDataReceived += (_, _) => { };

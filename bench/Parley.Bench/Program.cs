@@ -6,6 +6,7 @@ using System.Text.Json;
 using Parley.Bench;
 
 // Usage: dotnet run -c Release --project bench/Parley.Bench -- [--scenario NAME|all] [--quick] [--server-dll PATH]
+//        [--nodes 2 --postgres CONNECTION-STRING --redis CONFIGURATION]   (two nodes on PostgreSQL + Redis, Cluster.cs)
 // Scenarios: ceiling, single-stream, concurrent-runs, fan-out, idle-streams, ingest, resume (docs/benchmarks.md).
 var arguments = args.ToList();
 string? Option(string name) => arguments.IndexOf(name) is var i and >= 0 && i + 1 < arguments.Count ? arguments[i + 1] : null;
@@ -34,6 +35,10 @@ await using (var ceilingServer = await Ceiling.StartAsync())
     ceiling = count / stopwatch.Elapsed.TotalSeconds;
     Report("ceiling", new() { ["events"] = count, ["events_per_s"] = Math.Round(ceiling) });
 }
+
+// Two-node mode (Cluster.cs): the same scenarios across two nodes on PostgreSQL + Redis.
+if (Option("--nodes") is { } nodes && nodes != "1")
+    return await Cluster.RunAsync(arguments, serverDll, quick, ceiling, scenario, Report);
 
 if (Wants("single-stream"))
 {

@@ -33,6 +33,7 @@ public static class ParleyCoreServiceCollectionExtensions
             .Validate(o => o.MaxConcurrentRuns > 0, "Parley:Runs:MaxConcurrentRuns must be positive.").ValidateOnStart();
         services.AddOptions<ThreadOptions>().BindConfiguration("Parley:Threads")
             .Validate(o => o.ExpirySweepSeconds > 0, "Parley:Threads:ExpirySweepSeconds must be positive.").ValidateOnStart();
+        services.TryAddSingleton<IRunLeases, InProcessRunLeases>();
         services.TryAddSingleton<RunEngine>();
         services.AddHostedService(sp => sp.GetRequiredService<RunEngine>());
         services.AddHostedService<WindowExpirySweeper>();

@@ -54,6 +54,13 @@ public sealed class ThreadEventSubscription : IDisposable
         _channel.Writer.TryComplete();
     }
 
+    /// <summary>
+    /// Completes the channel without unsubscribing, so the reader catches up from the store and subscribes again. A
+    /// backplane calls it when it may have missed events (for example after reconnecting to its broker): pub/sub is a
+    /// hint, the store is the truth.
+    /// </summary>
+    public void Resync() => _channel.Writer.TryComplete();
+
     /// <inheritdoc />
     public void Dispose()
     {

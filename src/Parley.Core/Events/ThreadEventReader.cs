@@ -25,8 +25,10 @@ public readonly record struct ThreadStreamItem(ThreadStreamItemKind Kind, Thread
 /// (DESIGN.md, "How one message flows"); when a live event skips a sequence, or the subscriber overflowed, it fills
 /// the gap from the store. Every dialect's stream is a projection of this one.
 /// </summary>
-public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus)
+public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, Microsoft.Extensions.Options.IOptions<ThreadEventReaderOptions>? options = null)
 {
+    private readonly bool _checkStoreWhenIdle = options?.Value.CheckStoreWhenIdle ?? false;
+
     /// <summary>Events read from the store per query during replay.</summary>
     public const int ReplayPageSize = 512;
 
@@ -80,6 +82,9 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus)
                 var (ready, idle) = await WaitAsync(reader, heartbeatInterval, cancellationToken);
                 if (idle)
                 {
+                    // A bus across nodes can lose the last event of a burst (nothing follows it to reveal the gap):
+                    // one indexed read per idle heartbeat finds it.
+                    if (_checkStoreWhenIdle && (await store.ReadEventsAsync(threadId, last, 1, cancellationToken)).Count > 0) break;
                     yield return new ThreadStreamItem(ThreadStreamItemKind.Heartbeat, null);
                     continue;
                 }
@@ -123,4 +128,14 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus)
             _ = wait.AsTask().ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
         }
     }
+}
+
+/// <summary>Options of <see cref="ThreadEventReader"/>.</summary>
+public sealed class ThreadEventReaderOptions
+{
+    /// <summary>
+    /// When true, a stream idle for a heartbeat interval asks the store whether it missed an event. Off for the
+    /// in-process bus (it never loses one); a cross-node backplane such as Redis turns it on.
+    /// </summary>
+    public bool CheckStoreWhenIdle { get; set; }
 }

@@ -24,6 +24,8 @@ public sealed class RunEngineOptions
 /// At start it fails runs left <c>running</c> by a previous process and resumes the pending ones.
 /// A run is stopped by a <c>run.cancel_requested</c> event in its thread's log (see <see cref="ThreadService.CancelRunAsync"/>),
 /// which the engine executing it observes wherever the request was made.
+/// Which node executes a run is decided by <see cref="IRunLeases"/>: on a shared store the engine claims each run with a lease, renews it
+/// while the run works, and polls for runs nobody executes (docs/operations.md).
 /// </summary>
 public sealed partial class RunEngine(
     IThreadStore threads,
@@ -33,7 +35,8 @@ public sealed partial class RunEngine(
     IOptions<RunEngineOptions> options,
     Diagnostics.ParleyMetrics metrics,
     TimeProvider time,
-    ILogger<RunEngine> logger) : BackgroundService
+    ILogger<RunEngine> logger,
+    IRunLeases leases) : BackgroundService
 {
     // Per thread: a counter bumped by every Schedule. A drainer removes its entry only when the counter is unchanged,
     // so a run queued while the drainer was finishing is never missed.
@@ -73,6 +76,11 @@ public sealed partial class RunEngine(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _stopping = stoppingToken;
+        if (leases.IsShared)
+        {
+            await PollAsync(stoppingToken);
+            return;
+        }
         foreach (var run in await threads.ListUnfinishedRunsAsync(stoppingToken))
         {
             if (run.Status == RunStatus.running)
@@ -80,6 +88,26 @@ public sealed partial class RunEngine(
             else
                 metrics.QueuedRuns.Add(1);
             Schedule(run.ThreadId);
+        }
+    }
+
+    // Cluster mode: a run whose node died, or one queued by a node that died before it claimed it, is found here and
+    // scheduled on this node; the claim decides whether this node gets it (any number of nodes may poll at once).
+    private async Task PollAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                foreach (var threadId in await leases.ListThreadsNeedingWorkAsync(1000, stoppingToken))
+                    Schedule(threadId);
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                Log.PollFailed(logger, ex);
+            }
+            try { await Task.Delay(leases.PollInterval, time, stoppingToken); }
+            catch (OperationCanceledException) { return; }
         }
     }
 
@@ -112,11 +140,21 @@ public sealed partial class RunEngine(
                 _scheduled.TryGetValue(threadId, out var seen);
                 while (!_stopping.IsCancellationRequested)
                 {
-                    // The thread's last sequence is read before the pending run: if the thread is unchanged when the run
-                    // starts (same sequence, under the thread's lock), the run is still pending — no cancel or rollback
-                    // touched it in between, since every change appends an event.
+                    // The thread's last sequence is read before the claim: if the thread is unchanged when the run starts
+                    // (same sequence, under the thread's lock), the run is still pending — no cancel or rollback touched it
+                    // in between, since every change appends an event.
                     if (await threads.GetThreadAsync(threadId, CancellationToken.None) is not { } thread) break; // deleted
-                    if (await threads.GetNextPendingRunAsync(threadId, CancellationToken.None) is not { } run) break;
+                    var claim = await leases.ClaimNextAsync(threadId, CancellationToken.None);
+                    if (claim.Abandoned is { } abandoned)
+                    {
+                        // The documented policy for a run whose node died mid-run: it ends as an error, with an event
+                        // that says why, and the thread takes its next message. It is not re-run (its model calls and
+                        // tool calls may have had effects already).
+                        Log.RunAbandoned(logger, abandoned.Id);
+                        await FailAsync(abandoned, AbandonedRunError, null, CancellationToken.None);
+                        continue;
+                    }
+                    if (claim.Run is not { } run) break;
                     await _slots.WaitAsync(CancellationToken.None);
                     try { await ExecuteRunAsync(run, thread.LastSequence); }
                     catch (KeyNotFoundException) { break; } // the thread was deleted while its run executed
@@ -158,6 +196,8 @@ public sealed partial class RunEngine(
         // reads the log from the run's start (the same gap-free reader streams use) until the run ends.
         using var watching = new CancellationTokenSource();
         var watcher = WatchForCancelAsync(run, s.Thread.LastSequence, progress, runCancellation, watching.Token);
+        using var renewal = new CancellationTokenSource();
+        var leaseLost = leases.IsShared ? RenewLeaseAsync(run.Id, runCancellation, renewal.Token) : Task.FromResult(false);
         // Group commit: the executor queues updates; the writer commits everything queued since its last write in one
         // transaction, so a fast model is not slowed to one write per token.
         var updates = Channel.CreateBounded<AgentUpdate>(new BoundedChannelOptions(UpdateQueueCapacity) { SingleReader = true, SingleWriter = true });
@@ -190,6 +230,14 @@ public sealed partial class RunEngine(
 
         await watching.CancelAsync();
         await watcher;
+        await renewal.CancelAsync();
+        if (await leaseLost)
+        {
+            // Another node found this run's lease expired and has ended it by the abandoned-run policy: writing an
+            // end here too would end it twice.
+            Log.LeaseLost(logger, run.Id);
+            return;
+        }
 
         if (progress.CancelAction is { } action)
         {
@@ -217,6 +265,30 @@ public sealed partial class RunEngine(
         Log.RunFailed(logger, failure, run.Id);
         await FailAsync(run, error, progress, CancellationToken.None);
         metrics.RunDuration.Record(time.GetElapsedTime(progress.StartedAt).TotalMilliseconds, new KeyValuePair<string, object?>("status", "error"));
+    }
+
+    /// <summary>The <c>error</c> of a run ended because the node executing it stopped renewing its lease.</summary>
+    public const string AbandonedRunError = "The node executing the run stopped before the run ended (its lease expired); the run was not retried.";
+
+    // Renews the run's lease until stopped; when the lease is lost, cancels the run and returns true.
+    private async Task<bool> RenewLeaseAsync(Guid runId, CancellationTokenSource runCancellation, CancellationToken stop)
+    {
+        while (true)
+        {
+            try { await Task.Delay(leases.RenewInterval, time, stop); }
+            catch (OperationCanceledException) { return false; }
+            bool renewed;
+            try { renewed = await leases.RenewAsync(runId, stop); }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested) { return false; }
+            catch (Exception ex)
+            {
+                Log.RenewFailed(logger, ex, runId); // the database may be back before the lease runs out
+                continue;
+            }
+            if (renewed) continue;
+            await runCancellation.CancelAsync();
+            return true;
+        }
     }
 
     /// <summary>Queued updates per run before the executor waits for the writer.</summary>
@@ -450,5 +522,17 @@ public sealed partial class RunEngine(
 
         [LoggerMessage(6, LogLevel.Warning, "Watching run {RunId} for cancel requests failed")]
         public static partial void CancelWatchFailed(ILogger logger, Exception exception, Guid runId);
+
+        [LoggerMessage(7, LogLevel.Warning, "Run {RunId} was abandoned by a node whose lease expired; ending it as an error")]
+        public static partial void RunAbandoned(ILogger logger, Guid runId);
+
+        [LoggerMessage(8, LogLevel.Warning, "Run {RunId} lost its lease to another node; this node stopped it")]
+        public static partial void LeaseLost(ILogger logger, Guid runId);
+
+        [LoggerMessage(9, LogLevel.Warning, "Renewing the lease of run {RunId} failed")]
+        public static partial void RenewFailed(ILogger logger, Exception exception, Guid runId);
+
+        [LoggerMessage(10, LogLevel.Warning, "Looking for runs nobody executes failed")]
+        public static partial void PollFailed(ILogger logger, Exception exception);
     }
 }

@@ -19,7 +19,7 @@ public sealed partial class ParleyStartup(
     IAgentStore agentStore,
     AgentCatalog catalog,
     ModelCatalog models,
-    SqliteStore sqlite,
+    IServiceProvider services,
     IOptions<DemoOptions> demoOptions,
     IOptions<AgentFileOptions> agentOptions,
     IHostEnvironment environment,
@@ -98,7 +98,9 @@ public sealed partial class ParleyStartup(
     private string DemoKey()
     {
         if (!string.IsNullOrWhiteSpace(demoOptions.Value.ApiKey)) return demoOptions.Value.ApiKey.Trim();
-        var folder = Path.GetDirectoryName(Path.GetFullPath(sqlite.DataSource is "" or ":memory:" ? "parley.db" : sqlite.DataSource))!;
+        // Beside the SQLite file; on PostgreSQL (no SQLite store) in the working folder.
+        var dataSource = services.GetService<SqliteStore>()?.DataSource;
+        var folder = Path.GetDirectoryName(Path.GetFullPath(dataSource is null or "" or ":memory:" ? "parley.db" : dataSource))!;
         var file = Path.Combine(folder, "parley-demo-key.txt");
         if (File.Exists(file) && File.ReadAllText(file).Trim() is { Length: > 0 } saved) return saved;
         var key = ApiKeyHasher.Generate();

@@ -6,6 +6,8 @@ using Parley.Server.ChatStream;
 using Parley.Server.Demo;
 using Parley.Server.Streaming;
 using Parley.Server.WebChat;
+using Parley.Backplane.Redis;
+using Parley.Storage.Postgres;
 using Parley.Storage.Sqlite;
 using OpenTelemetry.Metrics;
 using Scalar.AspNetCore;
@@ -30,11 +32,27 @@ public static class ParleyApplication
         return app;
     }
 
-    /// <summary>Registers Parley's services: core, the SQLite store, authentication, JSON, OpenAPI and the demo.</summary>
+    /// <summary>Registers Parley's services: core, the store (SQLite, or PostgreSQL and Redis when configured), authentication, JSON, OpenAPI and the demo.</summary>
     public static IServiceCollection AddParley(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddParleyCore();
-        services.AddSqliteStore(o => o.ConnectionString = configuration.GetConnectionString("Parley") ?? "Data Source=parley.db");
+        // Scale-out (docs/operations.md): a PostgreSQL connection string switches the store and run leases to
+        // PostgreSQL, a Redis one the live fan-out to Redis; without them Parley is one node on SQLite.
+        if (configuration.GetConnectionString("Postgres") is { } postgres)
+            services.AddPostgresStore(o =>
+            {
+                o.ConnectionString = postgres;
+                configuration.GetSection("Parley:Runs").Bind(o);
+                if (configuration["Parley:Cluster:NodeId"] is { Length: > 0 } node) o.NodeId = node;
+            });
+        else
+            services.AddSqliteStore(o => o.ConnectionString = configuration.GetConnectionString("Parley") ?? "Data Source=parley.db");
+        if (configuration.GetConnectionString("Redis") is { } redis)
+            services.AddRedisBackplane(o =>
+            {
+                o.Configuration = redis;
+                configuration.GetSection("Parley:Redis").Bind(o);
+            });
         services.AddOptions<StreamingOptions>().BindConfiguration("Parley:Streaming")
             .Validate(o => o.HeartbeatSeconds > 0, "Parley:Streaming:HeartbeatSeconds must be positive.").ValidateOnStart();
         services.AddOptions<RequestLimitOptions>().BindConfiguration("Parley:Limits")
@@ -57,7 +75,11 @@ public static class ParleyApplication
             document.Info.Description = "Web chat threads with live SSE streams, the chat-stream API and the agent-server API (assistants, threads, runs). Authenticate with the X-API-Key header.";
             return Task.CompletedTask;
         }));
-        services.AddHealthChecks();
+        var health = services.AddHealthChecks();
+        // A node is unhealthy without its database; without Redis it still serves every call correctly (streams fall
+        // back to the store on heartbeats), only with more latency: degraded, so a load balancer keeps it.
+        if (configuration.GetConnectionString("Postgres") is not null) health.AddCheck<PostgresHealthCheck>("postgres");
+        if (configuration.GetConnectionString("Redis") is not null) health.AddCheck<RedisHealthCheck>("redis");
         if (configuration.GetValue<bool>("Parley:Metrics:Prometheus"))
             services.AddOpenTelemetry().WithMetrics(metrics => metrics
                 .AddMeter(Parley.Core.Diagnostics.ParleyMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")

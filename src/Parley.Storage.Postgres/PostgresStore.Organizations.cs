@@ -1,0 +1,69 @@
+using Npgsql;
+using Parley.Core.Organizations;
+using Parley.Core.Storage;
+
+namespace Parley.Storage.Postgres;
+
+public sealed partial class PostgresStore : IOrganizationStore
+{
+    /// <inheritdoc />
+    public Task<Organization> EnsureOrganizationAsync(Organization organization, CancellationToken cancellationToken = default) =>
+        WriteAsync<Organization>(async (connection, tx) =>
+        {
+            await using (var insert = Command(connection, "INSERT INTO organizations (id, name, created_at) VALUES (@id, @name, @created) ON CONFLICT (id) DO NOTHING", tx,
+                             ("id", organization.Id), ("name", organization.Name), ("created", organization.CreatedAt)))
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+            await using var query = Command(connection, "SELECT id, name, created_at, token_budget FROM organizations WHERE id = @id", tx, ("id", organization.Id));
+            return ((await ReadOrganizationsAsync(query, cancellationToken))[0], []);
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public async Task<Organization?> GetOrganizationAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var query = Query("SELECT id, name, created_at, token_budget FROM organizations WHERE id = @id", ("id", id));
+        return (await ReadOrganizationsAsync(query, cancellationToken)).FirstOrDefault();
+    }
+
+    /// <inheritdoc />
+    public async Task SetTokenBudgetAsync(Guid organizationId, long? tokenBudget, CancellationToken cancellationToken = default)
+    {
+        await using var update = Query("UPDATE organizations SET token_budget = @budget WHERE id = @id", ("budget", tokenBudget), ("id", organizationId));
+        await update.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task AddApiKeyAsync(ApiKey key, CancellationToken cancellationToken = default)
+    {
+        await using var insert = Query("""
+            INSERT INTO api_keys (id, organization_id, name, key_hash, created_at, revoked_at, agent_id, requests_per_minute)
+            VALUES (@id, @org, @name, @hash, @created, @revoked, @agent, @rpm)
+            ON CONFLICT DO NOTHING
+            """,
+            ("id", key.Id), ("org", key.OrganizationId), ("name", key.Name), ("hash", key.KeyHash), ("created", key.CreatedAt),
+            ("revoked", key.RevokedAt), ("agent", key.AgentId), ("rpm", key.RequestsPerMinute));
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task<ApiKey?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken = default)
+    {
+        await using var query = Query(
+            "SELECT id, organization_id, name, key_hash, created_at, revoked_at, agent_id, requests_per_minute FROM api_keys WHERE key_hash = @hash AND revoked_at IS NULL",
+            ("hash", keyHash));
+        await using var r = await query.ExecuteReaderAsync(cancellationToken);
+        if (!await r.ReadAsync(cancellationToken)) return null;
+        var key = new ApiKey(r.GetGuid(0), r.GetGuid(1), r.GetString(2), r.GetString(3), ReadTime(r, 4), ReadNullableTime(r, 5),
+            ReadNullableGuid(r, 6), r.IsDBNull(7) ? null : r.GetInt32(7));
+        // The lookup is by an unpredictable hash; the constant-time comparison guards against a collation surprise.
+        return ApiKeyHasher.HashesEqual(key.KeyHash, keyHash) ? key : null;
+    }
+
+    private static async Task<List<Organization>> ReadOrganizationsAsync(NpgsqlCommand query, CancellationToken cancellationToken)
+    {
+        await using var r = await query.ExecuteReaderAsync(cancellationToken);
+        var list = new List<Organization>();
+        while (await r.ReadAsync(cancellationToken))
+            list.Add(new Organization(r.GetGuid(0), r.GetString(1), ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetInt64(3)));
+        return list;
+    }
+}

@@ -1,0 +1,365 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using Parley.Core;
+using Parley.Core.Agents;
+using Parley.Core.Diagnostics;
+using Parley.Core.Events;
+using Parley.Core.Organizations;
+using Parley.Core.Runs;
+using Parley.Core.Storage;
+using Parley.Core.Threads;
+
+namespace Parley.Tests.Storage;
+
+/// <summary>One store as a node sees it: the three store interfaces on one object, and the bus it publishes to.</summary>
+public sealed record StoreUnderTest(IOrganizationStore Organizations, IAgentStore Agents, IThreadStore Threads, InProcessThreadEventBus Bus, IAsyncDisposable Owner);
+
+/// <summary>
+/// What every store must do, written once and run unchanged against each implementation (STYLE.md: conformance tests
+/// shared by the SQLite and PostgreSQL stores). A subclass says how to open a store on a fresh database and how to open
+/// a second store on the same database (a second node).
+/// </summary>
+public abstract class ThreadStoreConformanceTests : IAsyncLifetime
+{
+    private readonly List<IAsyncDisposable> _owned = [];
+    private StoreUnderTest _store = null!;
+
+    protected static ParleyMetrics NewMetrics() =>
+        new(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>());
+
+    /// <summary>Opens a store on a new, empty database.</summary>
+    protected abstract Task<StoreUnderTest> OpenNewAsync();
+
+    /// <summary>Opens another store (another node) on the database of <paramref name="first"/>.</summary>
+    protected abstract Task<StoreUnderTest> OpenSecondAsync(StoreUnderTest first);
+
+    public virtual async ValueTask InitializeAsync()
+    {
+        _store = await OpenNewAsync();
+        _owned.Add(_store.Owner);
+    }
+
+    public virtual async ValueTask DisposeAsync()
+    {
+        foreach (var owned in _owned) await owned.DisposeAsync();
+    }
+
+    private IThreadStore Threads => _store.Threads;
+
+    private async Task<(Organization Organization, Agent Agent, AgentVersion Version)> SeedAsync(StoreUnderTest? store = null)
+    {
+        store ??= _store;
+        var organization = await store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Acme", DateTimeOffset.UtcNow));
+        var (agent, version, _) = await store.Agents.PublishAsync(organization.Id, Guid.NewGuid(), new AgentDefinition { Name = "Echo" }, "hash-1");
+        return (organization, agent, version);
+    }
+
+    private static ThreadChange NewThread(Organization organization, Agent agent, AgentVersion version, int windowSeconds = 3600)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var thread = new ChatThread
+        {
+            Id = Guid.CreateVersion7(),
+            OrganizationId = organization.Id,
+            AgentId = agent.Id,
+            AgentVersionId = version.Id,
+            Metadata = new Dictionary<string, string> { ["source"] = "test" },
+            Variables = new Dictionary<string, string> { ["name"] = "Ada" },
+            CreatedAt = now,
+            UpdatedAt = now,
+            WindowExpiresAt = now.AddSeconds(windowSeconds),
+        };
+        var change = new ThreadChange(thread, now);
+        change.AppendRaw(ThreadEventTypes.ThreadCreated, null, "{}");
+        return change;
+    }
+
+    private async Task<ChatThread> CreateThreadAsync(int windowSeconds = 3600)
+    {
+        var (organization, agent, version) = await SeedAsync();
+        var change = NewThread(organization, agent, version, windowSeconds);
+        await Threads.CreateThreadAsync(change);
+        return change.Thread;
+    }
+
+    private static void AssertCloseTime(DateTimeOffset expected, DateTimeOffset? actual) =>
+        Assert.InRange((actual!.Value - expected).Duration(), TimeSpan.Zero, TimeSpan.FromMilliseconds(1));
+
+    [Fact]
+    public async Task A_created_thread_reads_back_with_its_fields_and_first_event()
+    {
+        var created = await CreateThreadAsync();
+
+        var read = await Threads.GetThreadAsync(created.Id);
+
+        Assert.NotNull(read);
+        Assert.Equal(created.OrganizationId, read.OrganizationId);
+        Assert.Equal(created.AgentVersionId, read.AgentVersionId);
+        Assert.Equal("test", read.Metadata["source"]);
+        Assert.Equal("Ada", read.Variables["name"]);
+        Assert.Equal(ChatThreadState.AgentControl, read.State.Control);
+        Assert.True(read.IsActive);
+        Assert.Equal(1, read.LastSequence);
+        AssertCloseTime(created.WindowExpiresAt, read.WindowExpiresAt);
+        var events = await Threads.ReadEventsAsync(created.Id, 0, 10);
+        Assert.Equal(ThreadEventTypes.ThreadCreated, Assert.Single(events).Type);
+        Assert.Null(await Threads.GetThreadAsync(Guid.NewGuid()));
+    }
+
+    [Fact]
+    public async Task Updates_append_events_with_the_next_sequence_numbers_and_read_back_in_pages()
+    {
+        var thread = await CreateThreadAsync();
+        for (var i = 0; i < 5; i++)
+            await Threads.UpdateThreadAsync(thread.Id, change =>
+            {
+                change.AppendRaw(ThreadEventTypes.MessageDelta, null, $$"""{"i":{{i}}}""");
+                change.AppendRaw(ThreadEventTypes.MessageDelta, null, $$"""{"i":{{i}},"second":true}""");
+                return true;
+            });
+
+        var all = await Threads.ReadEventsAsync(thread.Id, 0, 100);
+        Assert.Equal(Enumerable.Range(1, 11).Select(i => (long)i), all.Select(e => e.Sequence));
+        Assert.Equal("""{"i":4,"second":true}""", all[^1].Data);
+        var page = await Threads.ReadEventsAsync(thread.Id, 4, 3);
+        Assert.Equal([5L, 6L, 7L], page.Select(e => e.Sequence));
+        Assert.Equal(11, (await Threads.GetThreadAsync(thread.Id))!.LastSequence);
+    }
+
+    [Fact]
+    public async Task A_decision_that_throws_writes_nothing_and_an_empty_change_changes_nothing()
+    {
+        var thread = await CreateThreadAsync();
+
+        await Assert.ThrowsAsync<ParleyException>(() => Threads.UpdateThreadAsync<bool>(thread.Id, change =>
+        {
+            change.AddMessage(Message(change, thread, "lost"));
+            throw ParleyException.BadRequest("no");
+        }));
+        var unchanged = await Threads.UpdateThreadAsync(thread.Id, change => change.Thread.LastSequence);
+
+        Assert.Equal(1, unchanged);
+        Assert.Single(await Threads.ReadEventsAsync(thread.Id, 0, 10));
+        Assert.Empty(await Threads.ListMessagesAsync(thread.Id, 0, 10));
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => Threads.UpdateThreadAsync(Guid.NewGuid(), _ => true));
+    }
+
+    [Fact]
+    public async Task Messages_are_stored_with_their_sequence_and_listed_in_order()
+    {
+        var thread = await CreateThreadAsync();
+        var first = await Threads.UpdateThreadAsync(thread.Id, change => change.AddMessage(Message(change, thread, "hello")));
+        var second = await Threads.UpdateThreadAsync(thread.Id, change => change.AddMessage(Message(change, thread, "again") with
+        {
+            Direction = MessageDirection.OUTBOUND,
+            Status = MessageStatus.SENT,
+            QuickReplies = ["yes", "no"],
+            Usage = new Core.Models.TokenUsage(12, 34),
+        }));
+
+        var listed = await Threads.ListMessagesAsync(thread.Id, 0, 10);
+        Assert.Equal(["hello", "again"], listed.Select(m => m.MessageBody));
+        Assert.Equal([2L, 3L], listed.Select(m => m.Sequence));
+        Assert.Equal(["again"], (await Threads.ListMessagesAsync(thread.Id, first.Sequence, 10)).Select(m => m.MessageBody));
+        var read = await Threads.GetMessageAsync(second.Id);
+        Assert.NotNull(read);
+        Assert.Equal(thread.OrganizationId, read.OrganizationId);
+        Assert.Equal(["yes", "no"], read.QuickReplies);
+        Assert.Equal(new Core.Models.TokenUsage(12, 34), read.Usage);
+        Assert.Equal(MessageStatus.SENT, read.Status);
+    }
+
+    [Fact]
+    public async Task Runs_are_inserted_then_updated_and_the_oldest_pending_one_comes_next()
+    {
+        var thread = await CreateThreadAsync();
+        var runs = new List<Run>();
+        for (var i = 0; i < 3; i++)
+            runs.Add(await Threads.UpdateThreadAsync(thread.Id, change => change.SaveRun(
+                new Run(Guid.CreateVersion7(), thread.Id, thread.OrganizationId, thread.AgentVersionId, null, RunStatus.pending, change.Now, null, null, null),
+                ThreadEventTypes.RunQueued)));
+
+        Assert.Equal(runs[0].Id, (await Threads.GetNextPendingRunAsync(thread.Id))!.Id);
+        runs[0] = await Threads.UpdateThreadAsync(thread.Id, change => change.SaveRun(runs[0] with { Status = RunStatus.running, StartedAt = change.Now }, ThreadEventTypes.RunStarted));
+        Assert.Equal(runs[1].Id, (await Threads.GetNextPendingRunAsync(thread.Id))!.Id);
+        var unfinished = (await Threads.ListUnfinishedRunsAsync()).Where(r => r.ThreadId == thread.Id).ToList();
+        Assert.Equal(runs.Select(r => r.Id), unfinished.Select(r => r.Id));
+
+        await Threads.UpdateThreadAsync(thread.Id, change => change.SaveRun(
+            runs[0] with { Status = RunStatus.error, EndedAt = change.Now, Error = "boom", Usage = new Core.Models.TokenUsage(5, 7) }, ThreadEventTypes.RunFailed));
+        var ended = await Threads.GetRunAsync(runs[0].Id);
+        Assert.Equal(RunStatus.error, ended!.Status);
+        Assert.Equal("boom", ended.Error);
+        Assert.NotNull(ended.StartedAt);
+        Assert.NotNull(ended.EndedAt);
+        var usage = await Threads.GetOrganizationUsageAsync(thread.OrganizationId, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue);
+        Assert.Equal(1, usage.Runs);
+        Assert.Equal(new Core.Models.TokenUsage(5, 7), usage.Usage);
+    }
+
+    [Fact]
+    public async Task Threads_whose_window_ran_out_are_listed_until_closed()
+    {
+        var expiring = await CreateThreadAsync(windowSeconds: 1);
+        var open = await CreateThreadAsync(windowSeconds: 3600);
+        var later = DateTimeOffset.UtcNow.AddSeconds(30);
+
+        var expired = await Threads.ListExpiredThreadsAsync(later, 1000);
+        Assert.Contains(expiring.Id, expired);
+        Assert.DoesNotContain(open.Id, expired);
+
+        await Threads.UpdateThreadAsync(expiring.Id, change => { change.Close("window_expired"); return true; });
+        Assert.DoesNotContain(expiring.Id, await Threads.ListExpiredThreadsAsync(later, 1000));
+        var closed = await Threads.GetThreadAsync(expiring.Id);
+        Assert.False(closed!.IsActive);
+        Assert.Equal("window_expired", closed.ClosedReason);
+        Assert.NotNull(closed.ClosedAt);
+    }
+
+    [Fact]
+    public async Task A_commit_is_published_to_the_bus_once_in_order()
+    {
+        var thread = await CreateThreadAsync();
+        using var subscription = _store.Bus.Subscribe(thread.Id);
+
+        await Threads.UpdateThreadAsync(thread.Id, change =>
+        {
+            change.AppendRaw(ThreadEventTypes.MessageDelta, null, "{}");
+            change.AppendRaw(ThreadEventTypes.MessageDelta, null, "{}");
+            return true;
+        });
+        await Threads.UpdateThreadAsync(thread.Id, change => false); // nothing to publish
+
+        var received = new List<long>();
+        while (subscription.Reader.TryRead(out var e)) received.Add(e.Sequence);
+        Assert.Equal([2L, 3L], received);
+    }
+
+    [Fact]
+    public async Task Concurrent_appends_to_one_thread_get_gap_free_unique_sequences()
+    {
+        var thread = await CreateThreadAsync();
+        const int writers = 16, writesEach = 10;
+
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < writesEach; i++)
+                await Threads.UpdateThreadAsync(thread.Id, change =>
+                {
+                    change.AppendRaw(ThreadEventTypes.MessageDelta, null, $$"""{"w":{{w}},"i":{{i}}}""");
+                    return true;
+                });
+        })));
+
+        await AssertGapFreeAsync(Threads, thread.Id, 1 + writers * writesEach);
+    }
+
+    [Fact]
+    public async Task Two_nodes_appending_to_one_thread_at_once_get_gap_free_unique_sequences()
+    {
+        var second = await OpenSecondAsync(_store);
+        _owned.Add(second.Owner);
+        var thread = await CreateThreadAsync();
+        const int writersPerNode = 8, writesEach = 10;
+
+        await Task.WhenAll(new[] { _store, second }.SelectMany(node => Enumerable.Range(0, writersPerNode).Select(w => Task.Run(async () =>
+        {
+            for (var i = 0; i < writesEach; i++)
+                await node.Threads.UpdateThreadAsync(thread.Id, change =>
+                {
+                    change.AddMessage(Message(change, thread, $"{w}/{i}"));
+                    return true;
+                });
+        }))));
+
+        await AssertGapFreeAsync(second.Threads, thread.Id, 1 + 2 * writersPerNode * writesEach);
+        var messages = await Threads.ListMessagesAsync(thread.Id, 0, 1000);
+        Assert.Equal(2 * writersPerNode * writesEach, messages.Count);
+        Assert.Equal(messages.Count, messages.Select(m => m.Sequence).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Organizations_and_keys_are_created_once_and_found_by_hash_unless_revoked()
+    {
+        var id = Guid.NewGuid();
+        var first = await _store.Organizations.EnsureOrganizationAsync(new Organization(id, "First", DateTimeOffset.UtcNow));
+        var again = await _store.Organizations.EnsureOrganizationAsync(new Organization(id, "Renamed", DateTimeOffset.UtcNow));
+        Assert.Equal("First", again.Name);
+        Assert.Equal(first.Id, (await _store.Organizations.GetOrganizationAsync(id))!.Id);
+        await _store.Organizations.SetTokenBudgetAsync(id, 1000);
+        Assert.Equal(1000, (await _store.Organizations.GetOrganizationAsync(id))!.TokenBudget);
+
+        var key = ApiKeyHasher.Generate();
+        var agentId = Guid.NewGuid();
+        await _store.Organizations.AddApiKeyAsync(new ApiKey(Guid.NewGuid(), id, "ci", ApiKeyHasher.Hash(key), DateTimeOffset.UtcNow, null, agentId, 60));
+        await _store.Organizations.AddApiKeyAsync(new ApiKey(Guid.NewGuid(), id, "ci", ApiKeyHasher.Hash(key), DateTimeOffset.UtcNow, null)); // same hash: ignored
+        var revoked = ApiKeyHasher.Generate();
+        await _store.Organizations.AddApiKeyAsync(new ApiKey(Guid.NewGuid(), id, "old", ApiKeyHasher.Hash(revoked), DateTimeOffset.UtcNow, DateTimeOffset.UtcNow));
+
+        var found = await _store.Organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(key));
+        Assert.Equal(id, found!.OrganizationId);
+        Assert.Equal(agentId, found.AgentId);
+        Assert.Equal(60, found.RequestsPerMinute);
+        Assert.Null(await _store.Organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(revoked)));
+        Assert.Null(await _store.Organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(ApiKeyHasher.Generate())));
+    }
+
+    [Fact]
+    public async Task Publishing_an_agent_adds_a_version_only_when_its_content_changed()
+    {
+        var organization = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Acme", DateTimeOffset.UtcNow));
+        var other = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Other", DateTimeOffset.UtcNow));
+        var agentId = Guid.NewGuid();
+
+        var v1 = await _store.Agents.PublishAsync(organization.Id, agentId, new AgentDefinition { Name = "Bot", Description = "first" }, "h1");
+        var same = await _store.Agents.PublishAsync(organization.Id, agentId, new AgentDefinition { Name = "Bot", Description = "first" }, "h1");
+        var v2 = await _store.Agents.PublishAsync(organization.Id, agentId, new AgentDefinition { Name = "Bot 2", WindowSeconds = 60 }, "h2");
+
+        Assert.True(v1.Published);
+        Assert.False(same.Published);
+        Assert.Equal(v1.Version.Id, same.Version.Id);
+        Assert.Equal(2, v2.Version.Version);
+        Assert.Equal(60, (await _store.Agents.GetAgentVersionAsync(v2.Version.Id))!.Definition.WindowSeconds);
+        Assert.Equal("first", (await _store.Agents.GetAgentVersionAsync(v1.Version.Id))!.Definition.Description);
+        var listed = Assert.Single(await _store.Agents.ListAgentsAsync(organization.Id));
+        Assert.Equal("Bot 2", listed.Agent.Name);
+        Assert.Equal(v2.Version.Id, listed.Version.Id);
+        Assert.Equal(v2.Version.Id, (await _store.Agents.GetAgentAsync(agentId))!.CurrentVersionId);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => _store.Agents.PublishAsync(other.Id, agentId, new AgentDefinition { Name = "Stolen" }, "h3"));
+        Assert.Empty(await _store.Agents.ListAgentsAsync(other.Id));
+    }
+
+    [Fact]
+    public async Task Two_nodes_publishing_the_same_agent_at_once_create_one_version()
+    {
+        var second = await OpenSecondAsync(_store);
+        _owned.Add(second.Owner);
+        var organization = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Acme", DateTimeOffset.UtcNow));
+        await second.Organizations.EnsureOrganizationAsync(organization);
+        var agentId = Guid.NewGuid();
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Task.Run(() =>
+            (i % 2 == 0 ? _store : second).Agents.PublishAsync(organization.Id, agentId, new AgentDefinition { Name = "Bot" }, "same"))));
+
+        Assert.Single(results, r => r.Published);
+        Assert.Single(results.Select(r => r.Version.Id).Distinct());
+    }
+
+    private static ThreadMessage Message(ThreadChange change, ChatThread thread, string text) => new()
+    {
+        Id = Guid.CreateVersion7(),
+        ThreadId = thread.Id,
+        OrganizationId = thread.OrganizationId,
+        Direction = MessageDirection.INBOUND,
+        MessageBody = text,
+        Status = MessageStatus.RECEIVED,
+        CreatedAt = change.Now,
+    };
+
+    private static async Task AssertGapFreeAsync(IThreadStore threads, Guid threadId, int expected)
+    {
+        var events = await threads.ReadEventsAsync(threadId, 0, expected + 10);
+        Assert.Equal(Enumerable.Range(1, expected).Select(i => (long)i), events.Select(e => e.Sequence));
+        Assert.Equal(expected, (await threads.GetThreadAsync(threadId))!.LastSequence);
+    }
+}
