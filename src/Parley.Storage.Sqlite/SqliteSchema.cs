@@ -101,6 +101,19 @@ internal static class SqliteSchema
             ALTER TABLE api_keys ADD COLUMN requests_per_minute INTEGER;
             ALTER TABLE organizations ADD COLUMN token_budget INTEGER;
             """),
+        (4, """
+            CREATE TABLE publishable_keys (
+                id TEXT PRIMARY KEY,
+                organization_id TEXT NOT NULL REFERENCES organizations(id),
+                agent_id TEXT NOT NULL REFERENCES agents(id),
+                name TEXT NOT NULL,
+                key TEXT NOT NULL UNIQUE,
+                allowed_origins TEXT NOT NULL,
+                token_secret TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT);
+            CREATE INDEX publishable_keys_by_organization ON publishable_keys(organization_id, created_at);
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>
