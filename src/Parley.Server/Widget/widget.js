@@ -423,7 +423,7 @@
         else connect(); // resumes after the last message: an answer in progress replays its pieces
       });
     }).catch(function (error) {
-      if (isGone(error)) forget();
+      if (isGone(error)) { forget('This conversation is no longer available. Send a message to start a new one.'); emit('error', { status: error.status, message: error.message }); }
       else reportError(error, 'Could not load the conversation. Check your connection.');
     });
   }
