@@ -90,6 +90,42 @@ public sealed class WidgetBrowserTests(BrowserFixture browser)
     }
 
     [Fact]
+    public async Task A_hand_off_an_operators_reply_and_the_closing_of_the_thread_show_in_the_widget()
+    {
+        await using var server = await ParleyTestServer.StartAsync();
+        var page = await OpenStartPageAsync(browser, server.BaseAddress);
+        await page.EvaluateAsync("() => { window.parleyEvents = []; for (const name of ['handoff', 'closed', 'message']) document.addEventListener('parley:' + name, e => window.parleyEvents.push(name)); }");
+
+        await SayAsync(page, "hi");
+        await Expect(Messages(page).Last).ToHaveTextAsync("What's your name?");
+        await SayAsync(page, "Ada");
+        await Expect(Messages(page).Last).ToHaveTextAsync("Thanks, Ada! What's your email address?");
+        await SayAsync(page, "ada@example.com");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Support" }).ClickAsync();
+        await Expect(Messages(page).Last).ToHaveTextAsync("Thanks, Ada. I'm handing you over to a support engineer, who will reply here.");
+        await Expect(page.Locator(".log .note").Last).ToHaveTextAsync("You are now talking with a person. They will answer here.");
+
+        // A person answers and then closes the thread, through the secret-key API.
+        var threadId = await page.EvaluateAsync<string>("() => JSON.parse(Object.entries(localStorage).find(([k]) => k.startsWith('parley:'))[1]).threadId");
+        var operatorReply = await server.Client.PostAsJsonAsync($"/api/v1/threads/{threadId}/operator-messages", new { message = "Hello Ada, this is Sam from support." });
+        Assert.Equal(System.Net.HttpStatusCode.OK, operatorReply.StatusCode);
+        await Expect(Messages(page).Last).ToHaveTextAsync("Hello Ada, this is Sam from support.");
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await server.Client.PatchAsync($"/api/v1/threads/{threadId}/close", null)).StatusCode);
+        await Expect(page.Locator(".log .note").Last).ToHaveTextAsync("This conversation has ended.");
+        await Expect(Input(page)).ToBeHiddenAsync();
+        var events = await page.EvaluateAsync<string[]>("() => window.parleyEvents");
+        Assert.Contains("handoff", events);
+        Assert.Equal("closed", events.Last());
+
+        // Starting over forgets the closed thread.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Start a new conversation" }).ClickAsync();
+        await Expect(Messages(page)).ToHaveCountAsync(0);
+        await SayAsync(page, "hi again");
+        await Expect(Messages(page).Last).ToHaveTextAsync("What's your name?");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_message_with_html_in_it_shows_as_text_and_nothing_runs()
     {
         await using var server = await ParleyTestServer.StartAsync();
@@ -135,6 +171,9 @@ public sealed class WidgetBrowserTests(BrowserFixture browser)
               const log = document.querySelector('parley-widget').shadowRoot.querySelector('.log');
               new MutationObserver(() => log.querySelectorAll('.msg.out .text').forEach(t => window.replyTexts.push(t.textContent)))
                 .observe(log, { subtree: true, childList: true, characterData: true });
+              const typing = document.querySelector('parley-widget').shadowRoot.querySelector('.typing');
+              window.typingShown = false;
+              new MutationObserver(() => { if (!typing.hidden) window.typingShown = true; }).observe(typing, { attributes: true });
             }
             """);
         await SayAsync(page, "Tell me a story");
@@ -153,6 +192,7 @@ public sealed class WidgetBrowserTests(BrowserFixture browser)
         var shown = await page.EvaluateAsync<string[]>("() => window.replyTexts");
         Assert.Contains(shown, text => text.Length > partial!.Length && text != full.TrimEnd());
         Assert.All(shown, text => Assert.StartsWith(text, full));
+        Assert.True(await page.EvaluateAsync<bool>("() => window.typingShown"), "no typing indicator while the run was queued");
         Assert.Equal(["Tell me a story", full.TrimEnd()], (await Messages(page).AllTextContentsAsync()).Select(t => t.TrimEnd()));
         await page.Context.CloseAsync();
     }
