@@ -35,7 +35,9 @@
   var root = host.attachShadow({ mode: 'open' });
   var style = document.createElement('style');
   style.textContent = [
-    ':host{all:initial;--parley-accent:' + (color || '#2563eb') + ';--parley-text:#1f2328;--parley-muted:#59636e;--parley-bg:#fff;--parley-bubble:#eef1f5;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--parley-text)}',
+    ':host{all:initial;--parley-accent:' + (color || '#2563eb') + ';--parley-text:#1f2328;--parley-muted:#59636e;--parley-bg:#fff;--parley-bubble:#eef1f5}',
+    // Fonts and colours are set inside, on .shell: the page's rules for the host element itself win over :host.
+    '.shell{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--parley-text)}',
     '*{box-sizing:border-box;font:inherit}',
     '.launcher{position:fixed;bottom:20px;' + position + ':20px;z-index:2147483000;width:56px;height:56px;border-radius:50%;border:0;background:var(--parley-accent);color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);display:flex;align-items:center;justify-content:center}',
     '.launcher:focus-visible,button:focus-visible,textarea:focus-visible{outline:3px solid #1f6feb;outline-offset:2px}',

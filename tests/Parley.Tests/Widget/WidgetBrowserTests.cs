@@ -198,11 +198,46 @@ public sealed class WidgetBrowserTests(BrowserFixture browser)
     }
 
     [Fact]
+    public async Task A_site_on_another_origin_chats_through_cors_with_its_own_key_and_its_css_cannot_break_the_widget()
+    {
+        await using var server = await ParleyTestServer.StartAsync();
+        string? key = null;
+        await using var site = await ForeignSite.StartAsync(() => $$"""
+            <!doctype html><html><head><style>
+              * { box-sizing: content-box !important; font-family: serif !important; }
+              button, li, ol, textarea, section { color: red !important; font-size: 40px !important; display: inline !important; }
+              div { display: none !important; }
+            </style></head><body><h1>Shop</h1>
+            <script src="{{server.BaseAddress}}widget.js" data-key="{{key}}" data-title="Shop help" data-color="rgb(10, 120, 80)" data-position="left"></script>
+            </body></html>
+            """);
+        var created = await server.Client.PostAsJsonAsync("/api/v1/publishable-keys",
+            new { agentId = ParleyTestServer.LeadQualifierId, allowedOrigins = new[] { site.Url.TrimEnd('/') }, name = "shop" });
+        key = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("publishableKey").GetProperty("key").GetString();
+
+        var page = await browser.NewPageAsync();
+        await page.GotoAsync(site.Url);
+        var launcher = page.GetByRole(AriaRole.Button, new() { Name = "Open chat: Shop help" });
+        var box = await launcher.BoundingBoxAsync();
+        Assert.Equal((20f, 56f), ((float)box!.X, (float)box.Width));
+        Assert.Equal("rgb(10, 120, 80)", await launcher.EvaluateAsync<string>("b => getComputedStyle(b).backgroundColor"));
+        await launcher.ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Dialog, new() { Name = "Shop help" })).ToBeVisibleAsync();
+        Assert.Equal("15px", await Input(page).EvaluateAsync<string>("t => getComputedStyle(t).fontSize"));
+
+        await SayAsync(page, "hi");
+        await Expect(Messages(page)).ToHaveTextAsync(["hi", Greeting, "What's your name?"]);
+        await page.ReloadAsync();
+        await Expect(Messages(page)).ToHaveTextAsync(["hi", Greeting, "What's your name?"]);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task A_page_on_a_foreign_origin_is_refused_and_nothing_is_written()
     {
         await using var server = await ParleyTestServer.StartAsync();
         var key = server.Services.GetRequiredService<ParleyStartup>().DemoPublishableKey!.Key;
-        await using var foreign = await ForeignSite.StartAsync($"""
+        await using var foreign = await ForeignSite.StartAsync(() => $"""
             <!doctype html><html><body><h1>Another site</h1>
             <script src="{server.BaseAddress}widget.js" data-key="{key}" data-title="Stolen"></script></body></html>
             """);
@@ -289,13 +324,13 @@ public sealed class WidgetBrowserTests(BrowserFixture browser)
         private ForeignSite(WebApplication app, string url) { _app = app; Url = url; }
         public string Url { get; }
 
-        public static async Task<ForeignSite> StartAsync(string html)
+        public static async Task<ForeignSite> StartAsync(Func<string> html)
         {
             var builder = WebApplication.CreateSlimBuilder();
             builder.WebHost.UseUrls("http://127.0.0.1:0");
             builder.Logging.ClearProviders();
             var app = builder.Build();
-            app.MapGet("/", () => Results.Content(html, "text/html; charset=utf-8"));
+            app.MapGet("/", () => Results.Content(html(), "text/html; charset=utf-8"));
             await app.StartAsync();
             return new ForeignSite(app, app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/");
         }
