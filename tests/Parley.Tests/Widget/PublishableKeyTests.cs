@@ -276,6 +276,21 @@ public sealed class PublishableKeyTests
     }
 
     [Fact]
+    public async Task Publishable_key_requests_are_rate_limited_apart_from_the_secret_key()
+    {
+        await using var server = await ParleyTestServer.StartAsync(extraArgs: ["--Parley:RateLimits:RequestsPerMinute=3", "--Parley:RateLimits:Burst=3"]);
+        var key = DemoPublishableKey(server);
+        var (threadId, token) = await CreateWidgetThreadAsync(server, key);
+        for (var i = 0; i < 2; i++)
+            Assert.Equal(HttpStatusCode.OK, (await CallAsync(server, HttpMethod.Get, $"/api/v1/threads/{threadId}", key, token, Origin(server))).Status);
+        var limited = await CallAsync(server, HttpMethod.Get, $"/api/v1/threads/{threadId}", key, token, Origin(server));
+        AssertError(HttpStatusCode.TooManyRequests, "TOO_MANY_REQUESTS", "Rate limit exceeded", limited);
+        Assert.True(limited.Response.Headers.RetryAfter is not null);
+        // The secret key has its own budget.
+        Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync($"/api/v1/threads/{threadId}")).StatusCode);
+    }
+
+    [Fact]
     public async Task The_demo_publishable_key_and_its_thread_tokens_survive_a_restart()
     {
         var folder = Directory.CreateTempSubdirectory("parley-test-").FullName;
