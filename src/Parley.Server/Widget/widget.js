@@ -410,6 +410,9 @@
       });
     }
     setStatus('Loading…');
+    // No sending until the history is shown, so a new message cannot land above older ones.
+    input.disabled = sendButton.disabled = true;
+    function ready() { input.disabled = sendButton.disabled = false; }
     return api('GET', threadPath('')).then(function (data) {
       var thread = data.thread;
       emit('thread', { threadId: thread.id, created: false });
@@ -421,10 +424,12 @@
         });
         if (list.length === 0 || list[list.length - 1].direction !== 'OUTBOUND') setReplies([]);
         if (thread.control === 'human') setControl('human', null, true);
+        ready();
         if (!thread.isActive) setClosed(thread.closedReason, true);
         else connect(); // resumes after the last message: an answer in progress replays its pieces
       });
     }).catch(function (error) {
+      ready();
       if (isGone(error)) { forget('This conversation is no longer available. Send a message to start a new one.'); emit('error', { status: error.status, message: error.message }); }
       else reportError(error, 'Could not load the conversation. Check your connection.');
     });
@@ -491,7 +496,8 @@
   }
 
   // ---- open / close, keyboard ----
-  function open() {
+  // focus: false when the page restores an open panel on load, so the widget never steals the page's focus by itself.
+  function open(focus) {
     if (isOpen()) return;
     panel.hidden = false;
     shell.classList.add('open');
@@ -500,7 +506,7 @@
     unread = 0; badge.hidden = true;
     start();
     var state = loadSaved(); state.open = true; save(state);
-    input.focus();
+    if (focus !== false) input.focus();
     emit('open');
   }
   function close() {
@@ -514,7 +520,7 @@
     emit('close');
   }
 
-  launcher.addEventListener('click', function () { isOpen() ? close() : open(); });
+  launcher.addEventListener('click', function () { isOpen() ? close() : open(true); });
   closeButton.addEventListener('click', close);
   panel.addEventListener('keydown', function (event) { if (event.key === 'Escape') { event.stopPropagation(); close(); } });
   form.addEventListener('submit', function (event) {
@@ -532,7 +538,7 @@
   window.addEventListener('online', function () { if (wakeUp) wakeUp(); });
 
   // ---- the element's API ----
-  host.open = open;
+  host.open = function () { open(true); };
   host.close = close;
   host.send = send;
   host.reset = function () { forget(); };
@@ -540,7 +546,7 @@
   function mount() {
     document.body.appendChild(host);
     if (session) start(); // a returning visitor: show the history and listen for replies
-    if (config.open === 'true' || saved.open) open();
+    if (config.open === 'true' || saved.open) open(false);
     emit('ready', { threadId: session && session.threadId || null });
   }
   if (document.body) mount(); else document.addEventListener('DOMContentLoaded', mount);

@@ -55,9 +55,11 @@ public sealed class WidgetBrowserTests(BrowserFixture browser)
         await SayAsync(page, "Ada");
         await Expect(Messages(page)).ToHaveTextAsync(["hi", Greeting, "What's your name?", "Ada", "Thanks, Ada! What's your email address?"]);
 
-        // A reload in the middle: the panel reopens with the whole history, and the conversation goes on.
+        // A reload in the middle: the panel reopens with the whole history (without taking the page's focus), and the
+        // conversation goes on.
         await page.ReloadAsync();
         await Expect(Messages(page)).ToHaveTextAsync(["hi", Greeting, "What's your name?", "Ada", "Thanks, Ada! What's your email address?"]);
+        await Expect(Input(page)).Not.ToBeFocusedAsync();
         await SayAsync(page, "ada@example.com");
         await Expect(Messages(page).Last).ToHaveTextAsync("What can we help you with?");
         var replies = page.GetByRole(AriaRole.Group, new() { Name = "Suggested replies" }).GetByRole(AriaRole.Button);
