@@ -161,9 +161,9 @@ public sealed class WidgetBrowserTests(BrowserFixture browser)
         await using var server = await ParleyTestServer.StartAsync(agentsFolder: agents,
             extraArgs: [.. rig.ModelArgs(timeoutSeconds: 30), $"--Parley:Demo:WidgetAgentId={agentId}"]);
         await using var proxy = new LoopbackProxy(server.BaseAddress);
-        var pieces = Enumerable.Range(1, 30).Select(i => $"w{i:00} ").ToArray();
+        var pieces = Enumerable.Range(1, 40).Select(i => $"w{i:00} ").ToArray();
         var full = string.Concat(pieces);
-        rig.Model.Enqueue(new TextReply(pieces, DelayMs: 100));
+        rig.Model.Enqueue(new TextReply(pieces, DelayMs: 150));
 
         var page = await OpenStartPageAsync(browser, proxy.BaseAddress);
         // Records every text the reply bubble shows, to prove no piece is ever shown twice, not only at the end.
