@@ -129,6 +129,20 @@ internal static class SqliteSchema
             CREATE INDEX threads_by_organization ON threads(organization_id, created_at);
             CREATE INDEX runs_by_thread ON runs(thread_id);
             """),
+        // Publishable keys for the browser widget (docs/widget.md): bound to one agent and a list of allowed origins.
+        (5, """
+            CREATE TABLE publishable_keys (
+                id TEXT PRIMARY KEY,
+                organization_id TEXT NOT NULL REFERENCES organizations(id),
+                agent_id TEXT NOT NULL REFERENCES agents(id),
+                name TEXT NOT NULL,
+                key TEXT NOT NULL UNIQUE,
+                allowed_origins TEXT NOT NULL,
+                token_secret TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT);
+            CREATE INDEX publishable_keys_by_organization ON publishable_keys(organization_id, created_at);
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

@@ -21,6 +21,7 @@ public static class SqliteStoreServiceCollectionExtensions
         services.TryAddSingleton<SqliteStore>();
         services.TryAddSingleton<IOrganizationStore>(sp => sp.GetRequiredService<SqliteStore>());
         services.TryAddSingleton<IAgentStore>(sp => sp.GetRequiredService<SqliteStore>());
+        services.TryAddSingleton<IPublishableKeyStore>(sp => sp.GetRequiredService<SqliteStore>());
         services.TryAddSingleton<IThreadStore>(sp => sp.GetRequiredService<SqliteStore>());
         return services;
     }

@@ -25,6 +25,22 @@ public interface IOrganizationStore
     Task<ApiKey?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken = default);
 }
 
+/// <summary>Publishable keys of the web chat widget (<see cref="PublishableKey"/>).</summary>
+public interface IPublishableKeyStore
+{
+    /// <summary>Stores a key. A key whose <see cref="PublishableKey.Key"/> exists already is left as it is; returns whether it was added.</summary>
+    Task<bool> AddPublishableKeyAsync(PublishableKey key, CancellationToken cancellationToken = default);
+
+    /// <summary>Finds a key that is not revoked by its value (<c>pub_...</c>), or null.</summary>
+    Task<PublishableKey?> FindPublishableKeyAsync(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>The organization's keys, revoked ones included, oldest first.</summary>
+    Task<IReadOnlyList<PublishableKey>> ListPublishableKeysAsync(Guid organizationId, CancellationToken cancellationToken = default);
+
+    /// <summary>Revokes the organization's key <paramref name="id"/> at <paramref name="at"/> (a revoked key stays revoked); returns it, or null when the organization has no such key.</summary>
+    Task<PublishableKey?> RevokePublishableKeyAsync(Guid organizationId, Guid id, DateTimeOffset at, CancellationToken cancellationToken = default);
+}
+
 /// <summary>Agents and their immutable versions.</summary>
 public interface IAgentStore
 {

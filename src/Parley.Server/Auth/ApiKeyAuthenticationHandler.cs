@@ -47,9 +47,9 @@ public sealed class ApiKeyAuthenticationHandler(
     /// <inheritdoc />
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        var message = ReadKey(Request) is null
-            ? $"Missing API key: send it in the {HeaderName} header."
-            : "Invalid API key.";
+        var message = ReadKey(Request) is not null ? "Invalid API key."
+            : Widget.PublishableKeyResolver.ReadKey(Request) is not null ? $"This endpoint needs the secret API key in the {HeaderName} header; a publishable key cannot call it."
+            : $"Missing API key: send it in the {HeaderName} header.";
         if (AgentServer.AgentServerErrors.Owns(Context))
             return AgentServer.AgentServerErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, message.Replace(HeaderName, "x-api-key"));
         return ChatStream.ChatStreamErrors.Owns(Context)

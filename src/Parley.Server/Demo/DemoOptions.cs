@@ -20,6 +20,18 @@ public sealed class DemoOptions
 
     /// <summary>Print the URL, key and agent ids to standard output at start (default true).</summary>
     public bool PrintBanner { get; set; } = true;
+
+    /// <summary>
+    /// The agent of the start page's chat widget (the demo publishable key is bound to it). Default: the demo agent
+    /// <c>Lead qualifier</c> when it is loaded, else the first agent loaded.
+    /// </summary>
+    public Guid? WidgetAgentId { get; set; }
+
+    /// <summary>
+    /// Origins besides this server's own that may use the demo publishable key (<c>https://example.com</c>), for
+    /// trying the widget on another local site. Default: none (only the start page).
+    /// </summary>
+    public List<string> WidgetOrigins { get; set; } = [];
 }
 
 /// <summary>Where agent files are read from (<c>Parley:Agents</c>).</summary>

@@ -17,6 +17,7 @@ namespace Parley.Server.Demo;
 public sealed partial class ParleyStartup(
     IOrganizationStore organizations,
     IAgentStore agentStore,
+    IPublishableKeyStore publishableKeys,
     AgentCatalog catalog,
     ModelCatalog models,
     IServiceProvider services,
@@ -36,6 +37,12 @@ public sealed partial class ParleyStartup(
     /// <summary>The agents loaded at start.</summary>
     public IReadOnlyList<AgentFileResult> LoadedAgents { get; private set; } = [];
 
+    /// <summary>The demo's publishable key (the start page's widget uses it), or null when the demo is off or has no agent.</summary>
+    public PublishableKey? DemoPublishableKey { get; private set; }
+
+    /// <summary>The name of the demo's publishable key.</summary>
+    public const string DemoPublishableKeyName = "demo";
+
     /// <inheritdoc />
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -50,9 +57,45 @@ public sealed partial class ParleyStartup(
         if (!demoOptions.Value.Enabled) return;
         var key = DemoKey();
         await organizations.AddApiKeyAsync(new ApiKey(Guid.CreateVersion7(), DefaultOrganizationId, "demo", ApiKeyHasher.Hash(key), DateTimeOffset.UtcNow, null), cancellationToken);
+        DemoPublishableKey = await EnsureDemoPublishableKeyAsync(cancellationToken);
         if (demoOptions.Value.PrintBanner)
             lifetime.ApplicationStarted.Register(() => PrintBanner(key));
     }
+
+    /// <summary>
+    /// Reuses the demo publishable key when its agent and origins are still the configured ones, else revokes it and
+    /// creates another, so a changed <c>Parley:Demo:WidgetOrigins</c> takes effect at the next start.
+    /// </summary>
+    private async Task<PublishableKey?> EnsureDemoPublishableKeyAsync(CancellationToken cancellationToken)
+    {
+        var demo = demoOptions.Value;
+        var agentId = demo.WidgetAgentId
+            ?? LoadedAgents.FirstOrDefault(a => a.Agent?.Id == LeadQualifierId)?.Agent?.Id
+            ?? LoadedAgents.FirstOrDefault(a => a.Agent is not null)?.Agent?.Id;
+        if (agentId is not { } agent) return null;
+        var origins = new List<string> { PublishableKeys.SelfOrigin };
+        foreach (var configured in demo.WidgetOrigins)
+        {
+            var origin = PublishableKeys.NormalizeOrigin(configured)
+                ?? throw new InvalidOperationException($"Parley:Demo:WidgetOrigins: '{configured}' is not an origin such as https://example.com.");
+            if (!origins.Contains(origin)) origins.Add(origin);
+        }
+        var existing = await publishableKeys.ListPublishableKeysAsync(DefaultOrganizationId, cancellationToken);
+        PublishableKey? current = null;
+        foreach (var key in existing.Where(k => k.Name == DemoPublishableKeyName && k.RevokedAt is null))
+        {
+            if (current is null && key.AgentId == agent && key.AllowedOrigins.SequenceEqual(origins)) current = key;
+            else await publishableKeys.RevokePublishableKeyAsync(DefaultOrganizationId, key.Id, DateTimeOffset.UtcNow, cancellationToken);
+        }
+        if (current is not null) return current;
+        current = new PublishableKey(Guid.CreateVersion7(), DefaultOrganizationId, agent, DemoPublishableKeyName, PublishableKeys.GenerateKey(),
+            origins, PublishableKeys.GenerateTokenSecret(), DateTimeOffset.UtcNow, null);
+        await publishableKeys.AddPublishableKeyAsync(current, cancellationToken);
+        return current;
+    }
+
+    /// <summary>The id of the shipped demo FLOW agent, <c>Lead qualifier</c> (agents/lead-qualifier.yaml).</summary>
+    public static readonly Guid LeadQualifierId = Guid.Parse("3f1c9a52-7d2e-4b8a-9c41-5e0d6b7a8c10");
 
     /// <summary>The demo PROMPT agent's id (offered when a model is configured).</summary>
     public static readonly Guid DemoAssistantId = Guid.Parse("5b0e7d2c-4a1f-4c3e-9d8b-2f6a7c1e0d94");
@@ -119,13 +162,17 @@ public sealed partial class ParleyStartup(
             "  Parley is running.",
             $"    URL:           {url}",
             $"    API reference: {url}/docs",
-            $"    Demo API key:  {key}",
+            $"    Demo API key:  {key}   (secret: for servers, never for web pages)",
             $"    Agents ({AgentsFolder}):",
         };
         foreach (var agent in LoadedAgents)
             lines.Add(agent.Agent is { } a
                 ? $"      {a.Id}  {a.Name} ({agent.Version!.Definition.Mode}, version {agent.Version.Version})"
                 : $"      (skipped) {agent.Error}");
+        if (DemoPublishableKey is { } widget)
+        {
+            lines.Add($"    Chat widget:   open {url}/ in a browser (publishable key {widget.Key}, agent {widget.AgentId})");
+        }
         lines.Add("");
         lines.Add("  Try it:");
         lines.Add($"    curl -s -X POST {url}/api/v1/threads/web -H 'X-API-Key: {key}' -H 'Content-Type: application/json' \\");

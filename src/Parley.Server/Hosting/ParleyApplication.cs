@@ -8,6 +8,7 @@ using Parley.Server.Streaming;
 using Parley.Server.WebChat;
 using Parley.Backplane.Redis;
 using Parley.Storage.Postgres;
+using Parley.Server.Widget;
 using Parley.Storage.Sqlite;
 using OpenTelemetry.Metrics;
 using Scalar.AspNetCore;
@@ -60,10 +61,12 @@ public static class ParleyApplication
         services.AddOptions<DemoOptions>().BindConfiguration("Parley:Demo");
         services.AddOptions<AgentFileOptions>().BindConfiguration("Parley:Agents");
         services.AddApiKeyAuthentication();
+        services.AddPublishableKeyAuthentication();
         services.AddParleyRateLimiting();
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.TypeInfoResolverChain.Insert(0, WebChatJsonContext.Default);
+            o.SerializerOptions.TypeInfoResolverChain.Insert(1, WidgetJsonContext.Default);
             // Bodies are JSON, never inlined into HTML: keep apostrophes and the like readable.
             o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
         });
@@ -97,6 +100,7 @@ public static class ParleyApplication
         app.UseStatusCodePages(context => AgentServerErrors.Owns(context.HttpContext)
             ? AgentServerErrors.WriteStatusCodePageAsync(context.HttpContext)
             : WebChatErrors.WriteStatusCodePageAsync(context));
+        app.UseCors();
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseRateLimiter();
@@ -106,6 +110,8 @@ public static class ParleyApplication
         if (app.Configuration.GetValue<bool>("Parley:Metrics:Prometheus"))
             app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/", StartPage.Render).ExcludeFromDescription();
+        app.MapWidget();
+        app.MapPublishableKeys();
         app.MapWebChatThreads();
         app.MapWebChatAgents();
         app.MapWebChatUsage();

@@ -25,7 +25,8 @@ public sealed class RateLimitOptions
 /// <summary>
 /// Rate limits per API key with ASP.NET Core's rate limiter: a token bucket for requests and a concurrency limit for
 /// open streams. A refused request gets 429 with <c>Retry-After</c> (seconds) and the error shape of its dialect.
-/// Requests without a key are not limited here (they are refused with 401 anyway).
+/// Requests without a key are not limited here (they are refused with 401 anyway). Requests with a publishable key
+/// (the widget) are limited per key and client IP address: all visitors of a site share the key, not the limits.
 /// </summary>
 public static class ParleyRateLimiting
 {
@@ -46,7 +47,7 @@ public static class ParleyRateLimiting
 
     private static PartitionedRateLimiter<HttpContext> RequestsPerKey() => PartitionedRateLimiter.Create<HttpContext, string>(context =>
     {
-        if (context.User.FindFirstValue(ParleyClaims.ApiKeyId) is not { } keyId) return RateLimitPartition.GetNoLimiter("anonymous");
+        if (PartitionOf(context) is not { } keyId) return RateLimitPartition.GetNoLimiter("anonymous");
         var options = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
         var perMinute = int.TryParse(context.User.FindFirstValue(ParleyClaims.RequestsPerMinute), CultureInfo.InvariantCulture, out var own) && own > 0
             ? own : options.RequestsPerMinute;
@@ -63,10 +64,15 @@ public static class ParleyRateLimiting
 
     private static PartitionedRateLimiter<HttpContext> StreamsPerKey() => PartitionedRateLimiter.Create<HttpContext, string>(context =>
     {
-        if (context.User.FindFirstValue(ParleyClaims.ApiKeyId) is not { } keyId || !IsStream(context)) return RateLimitPartition.GetNoLimiter("not-a-stream");
+        if (PartitionOf(context) is not { } keyId || !IsStream(context)) return RateLimitPartition.GetNoLimiter("not-a-stream");
         var limit = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value.MaxConcurrentStreams;
         return RateLimitPartition.GetConcurrencyLimiter($"{keyId}/streams/{limit}", _ => new ConcurrencyLimiterOptions { PermitLimit = limit, QueueLimit = 0 });
     });
+
+    /// <summary>The secret key's id, or the publishable key's id with the client's IP address, or null when anonymous.</summary>
+    private static string? PartitionOf(HttpContext context) =>
+        context.User.FindFirstValue(ParleyClaims.ApiKeyId)
+        ?? (context.User.FindFirstValue(Widget.WidgetClaims.PublishableKeyId) is { } publishable ? $"{publishable}/{context.Connection.RemoteIpAddress}" : null);
 
     private static bool IsStream(HttpContext context) => context.Request.Path.Value?.EndsWith("/stream", StringComparison.OrdinalIgnoreCase) == true;
 

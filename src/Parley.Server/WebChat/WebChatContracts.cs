@@ -12,7 +12,14 @@ namespace Parley.Server.WebChat;
 public sealed record CreateWebThreadRequest(Guid AgentId, Dictionary<string, string>? Metadata, Dictionary<string, string>? Variables);
 
 /// <summary>Response of thread endpoints: <c>{"thread": {...}}</c>.</summary>
-public sealed record WebThreadResponse(WebThread Thread);
+/// <param name="Thread">The thread.</param>
+/// <param name="ThreadToken">
+/// Parley extension, only when a publishable key created the thread: the token the widget sends as
+/// <c>X-Thread-Token</c> on every later call for this thread (docs/widget.md). Returned once; absent otherwise.
+/// </param>
+public sealed record WebThreadResponse(
+    WebThread Thread,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ThreadToken = null);
 
 /// <summary>A web chat thread as the seed shapes it (feather-create-web-thread.md, response 200).</summary>
 public sealed record WebThread

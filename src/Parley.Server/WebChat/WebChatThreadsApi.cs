@@ -4,11 +4,13 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Parley.Core;
 using Parley.Core.Agents;
+using Parley.Core.Organizations;
 using Parley.Core.Storage;
 using Parley.Core.Threads;
 using Parley.Server.Auth;
 using Parley.Server.Hosting;
 using Parley.Server.Streaming;
+using Parley.Server.Widget;
 
 namespace Parley.Server.WebChat;
 
@@ -24,7 +26,11 @@ public static class WebChatThreadsApi
     /// <summary>Largest page size of the history endpoint.</summary>
     public const int MaxPageSize = 100;
 
-    /// <summary>Maps the thread endpoints under <c>/api/v1/threads</c>; all require an API key.</summary>
+    /// <summary>
+    /// Maps the thread endpoints under <c>/api/v1/threads</c>; all require an API key. Creating a thread, reading it,
+    /// posting and listing messages and the stream also take a publishable key with its thread token (the widget,
+    /// docs/widget.md).
+    /// </summary>
     public static RouteGroupBuilder MapWebChatThreads(this IEndpointRouteBuilder routes)
     {
         var group = routes.MapGroup("/api/v1/threads").WithTags("Web chat threads").RequireAuthorization()
@@ -33,18 +39,23 @@ public static class WebChatThreadsApi
 
         group.MapPost("/web", CreateWebThreadAsync)
             .WithName("CreateWebThread").WithSummary("Create a new web chat thread")
-            .Accepts<CreateWebThreadRequest>("application/json");
+            .Accepts<CreateWebThreadRequest>("application/json")
+            .AllowPublishableKey();
         group.MapGet("/{threadId}", GetThreadAsync)
-            .WithName("GetThread").WithSummary("Get a thread (state, variables, whether it is open)");
+            .WithName("GetThread").WithSummary("Get a thread (state, variables, whether it is open)")
+            .AllowPublishableKey();
         group.MapPost("/{threadId}/messages", SendMessageAsync)
             .WithName("SendThreadMessage").WithSummary("Send a message to a web chat thread")
-            .Accepts<SendMessageRequest>("application/json");
+            .Accepts<SendMessageRequest>("application/json")
+            .AllowPublishableKey();
         group.MapGet("/{threadId}/messages", ListMessagesAsync)
-            .WithName("ListThreadMessages").WithSummary("Thread history, oldest first, cursor-paginated");
+            .WithName("ListThreadMessages").WithSummary("Thread history, oldest first, cursor-paginated")
+            .AllowPublishableKey();
         group.MapGet("/{threadId}/stream", StreamAsync)
             .WithName("StreamThreadMessages").WithSummary("SSE stream of new outbound messages (events=all: every thread event)")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
-            .Produces(StatusCodes.Status204NoContent);
+            .Produces(StatusCodes.Status204NoContent)
+            .AllowPublishableKey();
         group.MapPost("/{threadId}/operator-messages", SendOperatorMessageAsync)
             .WithName("SendOperatorMessage").WithSummary("A person's reply on the thread (after a hand-off): stored as an outbound message, starts no run")
             .Accepts<SendMessageRequest>("application/json");
@@ -60,12 +71,18 @@ public static class WebChatThreadsApi
         HttpContext http, ThreadService threads, IOptions<RequestLimitOptions> limits, CancellationToken cancellationToken)
     {
         var body = await JsonBody.ReadObjectAsync(http.Request, limits.Value.MaxRequestBodyBytes, cancellationToken);
-        var agentId = JsonBody.RequiredUuid(body, "agentId");
+        var publishable = http.Features.Get<PublishableKeyFeature>()?.Key;
+        // A publishable key names its agent, so the widget may leave agentId out.
+        var agentId = publishable is not null && !body.TryGetProperty("agentId", out _) ? publishable.AgentId : JsonBody.RequiredUuid(body, "agentId");
         if (!http.User.MayUseAgent(agentId)) throw ParleyException.NotFound($"agentId: no agent {agentId} in this organization.");
         var metadata = JsonBody.OptionalStringMap(body, "metadata");
         var variables = JsonBody.OptionalStringMap(body, "variables");
+        // Variables steer the agent (they fill its instructions and flow); a page's visitor must not set them.
+        if (publishable is not null && variables.Count > 0)
+            throw ParleyException.BadRequest("variables: cannot be set with a publishable key; set them from your server with the secret API key.");
         var (thread, agent, version) = await threads.CreateAsync(http.User.GetOrganizationId(), agentId, metadata, variables, "WEB", cancellationToken);
-        return TypedResults.Ok(new WebThreadResponse(ToWebThread(thread, agent, version, threads)));
+        var threadToken = publishable is null ? null : PublishableKeys.ThreadToken(publishable, thread.Id);
+        return TypedResults.Ok(new WebThreadResponse(ToWebThread(thread, agent, version, threads), threadToken));
     }
 
     private static async Task<Ok<WebThreadResponse>> GetThreadAsync(
@@ -155,9 +172,14 @@ public static class WebChatThreadsApi
         return TypedResults.Ok(new WebThreadResponse(await ToWebThreadAsync(thread, agents, threads, cancellationToken)));
     }
 
-    /// <summary>The thread, when the key's organization owns it and an agent-scoped key's agent serves it (else 404 or 403).</summary>
+    /// <summary>
+    /// The thread, when the key's organization owns it, an agent-scoped key's agent serves it, and a publishable key
+    /// presented this thread's token (else 404 or 403).
+    /// </summary>
     private static async Task<ChatThread> FindAccessibleThreadAsync(ClaimsPrincipal user, ThreadService threads, Guid threadId, CancellationToken cancellationToken)
     {
+        if (!user.MayUseThread(threadId))
+            throw ParleyException.Forbidden($"threadId: thread {threadId} is not accessible with this API key.");
         var thread = await threads.GetAsync(user.GetOrganizationId(), threadId, cancellationToken);
         if (!user.MayUseAgent(thread.AgentId))
             throw ParleyException.Forbidden($"threadId: thread {threadId} is not accessible with this API key.");
