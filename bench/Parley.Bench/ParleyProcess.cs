@@ -38,7 +38,7 @@ internal sealed class ParleyProcess : IAsyncDisposable
         return _process.TotalProcessorTime;
     }
 
-    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs)
+    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs, bool timestamps = false)
     {
         if (!File.Exists(serverDll)) throw new FileNotFoundException($"Parley server not built: {serverDll} (run: dotnet build -c Release src/Parley.Server)");
         var folder = Directory.CreateTempSubdirectory("parley-bench-").FullName;
@@ -60,6 +60,7 @@ internal sealed class ParleyProcess : IAsyncDisposable
             $"--Parley:Demo:ApiKey={ApiKey}", "--Parley:Demo:PrintBanner=false", $"--Parley:Agents:Path={agents}", "--Parley:Agents:Watch=false",
             "--Parley:Models:bench:Provider=scripted", $"--Parley:Models:bench:ScriptedTokens={replyTokens}",
             $"--Parley:Models:bench:ScriptedDelayMs={tokenDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+            $"--Parley:Models:bench:ScriptedTimestamps={timestamps}", "--Parley:Metrics:Prometheus=true",
             "--Parley:RateLimits:RequestsPerMinute=100000000", "--Parley:RateLimits:Burst=1000000", "--Parley:RateLimits:MaxConcurrentStreams=1000000",
             "--Parley:Runs:MaxConcurrentRuns=2048", "--Parley:Streaming:HeartbeatSeconds=15", "--Logging:LogLevel:Default=Warning",
         }) info.ArgumentList.Add(arg);
@@ -87,6 +88,13 @@ internal sealed class ParleyProcess : IAsyncDisposable
         }
         process.Kill();
         throw new TimeoutException("Parley did not become healthy within 30 s");
+    }
+
+    /// <summary>The server's Prometheus text (<c>/metrics</c>).</summary>
+    public async Task<string> ScrapeAsync()
+    {
+        using var http = new HttpClient { BaseAddress = Address };
+        return await http.GetStringAsync("/metrics");
     }
 
     public static int FreePort()

@@ -59,7 +59,7 @@ public static class ParleyApplication
         services.AddHealthChecks();
         if (configuration.GetValue<bool>("Parley:Metrics:Prometheus"))
             services.AddOpenTelemetry().WithMetrics(metrics => metrics
-                .AddMeter(Parley.Core.Diagnostics.ParleyMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+                .AddMeter(Parley.Core.Diagnostics.ParleyMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Runtime")
                 .AddPrometheusExporter());
         services.AddSingleton<ParleyStartup>();
         services.AddHostedService(sp => sp.GetRequiredService<ParleyStartup>());
