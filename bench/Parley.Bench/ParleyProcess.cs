@@ -38,7 +38,7 @@ internal sealed class ParleyProcess : IAsyncDisposable
         return _process.TotalProcessorTime;
     }
 
-    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs, bool timestamps = false)
+    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs, bool timestamps = false, int heartbeatSeconds = 15)
     {
         if (!File.Exists(serverDll)) throw new FileNotFoundException($"Parley server not built: {serverDll} (run: dotnet build -c Release src/Parley.Server)");
         var folder = Directory.CreateTempSubdirectory("parley-bench-").FullName;
@@ -62,9 +62,10 @@ internal sealed class ParleyProcess : IAsyncDisposable
             $"--Parley:Models:bench:ScriptedDelayMs={tokenDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
             $"--Parley:Models:bench:ScriptedTimestamps={timestamps}", "--Parley:Metrics:Prometheus=true",
             "--Parley:RateLimits:RequestsPerMinute=100000000", "--Parley:RateLimits:Burst=1000000", "--Parley:RateLimits:MaxConcurrentStreams=1000000",
-            "--Parley:Runs:MaxConcurrentRuns=2048", "--Parley:Streaming:HeartbeatSeconds=15", "--Logging:LogLevel:Default=Warning",
+            "--Parley:Runs:MaxConcurrentRuns=2048", $"--Parley:Streaming:HeartbeatSeconds={heartbeatSeconds}", "--Logging:LogLevel:Default=Warning",
         }) info.ArgumentList.Add(arg);
-        info.Environment["DOTNET_gcServer"] = "0";
+        // The server runs with the GC its runtimeconfig ships with, unless PARLEY_BENCH_GC_SERVER=0/1 overrides it.
+        if (Environment.GetEnvironmentVariable("PARLEY_BENCH_GC_SERVER") is { Length: > 0 } gcServer) info.Environment["DOTNET_gcServer"] = gcServer;
         var process = Process.Start(info)!;
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 }) Console.Error.WriteLine("[server] " + e.Data); };

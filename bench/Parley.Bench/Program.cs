@@ -5,7 +5,7 @@ using System.Net.ServerSentEvents;
 using System.Text.Json;
 using Parley.Bench;
 
-// Usage: dotnet run -c Release --project bench/Parley.Bench -- [--scenario NAME|all] [--quick] [--concurrency C] [--server-dll PATH]
+// Usage: dotnet run -c Release --project bench/Parley.Bench -- [--scenario NAME|all] [--quick] [--concurrency C] [--idle-seconds S] [--server-dll PATH]
 // Scenarios: ceiling, single-stream, concurrent-runs, fan-out, idle-streams, ingest, resume (docs/benchmarks.md).
 var arguments = args.ToList();
 string? Option(string name) => arguments.IndexOf(name) is var i and >= 0 && i + 1 < arguments.Count ? arguments[i + 1] : null;
@@ -149,7 +149,8 @@ if (Wants("fan-out"))
 if (Wants("idle-streams"))
 {
     var count = quick ? 1_000 : 10_000;
-    await using var parley = await ParleyProcess.StartAsync(serverDll, 10, 0);
+    // Heartbeats every 2 s, so that every stream sends several while it is measured.
+    await using var parley = await ParleyProcess.StartAsync(serverDll, 10, 0, heartbeatSeconds: 2);
     using var http = NewClient(parley.Address);
     var threads = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => CreateThreadAsync(http, ParleyProcess.SilentAgent)));
     GC.Collect();
@@ -168,9 +169,12 @@ if (Wants("idle-streams"))
     }
     await Task.Delay(3000);
     var cpuBefore = parley.CpuTime();
-    await Task.Delay(10_000);
-    var cpu = (parley.CpuTime() - cpuBefore).TotalSeconds / 10;
+    var idleSeconds = int.Parse(Option("--idle-seconds") ?? "10", CultureInfo.InvariantCulture);
+    await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
+    var cpu = (parley.CpuTime() - cpuBefore).TotalSeconds / idleSeconds;
     var after = parley.ResidentBytes();
+    var heap = GcHeapBytes(await parley.ScrapeAsync());
+    var open = OpenStreams(await parley.ScrapeAsync());
     foreach (var s in streams) s.Dispose();
     Report("idle-streams", new()
     {
@@ -178,6 +182,8 @@ if (Wants("idle-streams"))
         ["dropped"] = dropped,
         ["bytes_per_stream"] = Math.Round((after - before) / (double)Math.Max(1, streams.Count)),
         ["server_rss_mb"] = Math.Round(after / 1048576.0, 1),
+        ["server_open_streams"] = open,
+        ["server_gc_heap_mb"] = Math.Round(heap / 1048576.0, 1),
         ["idle_cpu_cores"] = Math.Round(cpu, 4),
     });
 }
@@ -197,6 +203,7 @@ if (Wants("ingest"))
         while (warmUp.Elapsed < TimeSpan.FromSeconds(quick ? 3 : 10)) await PostAsync(http, threads[w], "warm-up");
     }));
     var latencies = new List<double>[workers];
+    var cpu = parley.CpuTime();
     var started = Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, workers).Select(async w =>
     {
@@ -216,6 +223,8 @@ if (Wants("ingest"))
         ["messages_per_s"] = Math.Round(all.Count / seconds),
         ["latency_p50_ms"] = Math.Round(Percentile(all, 0.50), 2),
         ["latency_p99_ms"] = Math.Round(Percentile(all, 0.99), 2),
+        ["server_cpu_cores"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds / seconds, 2),
+        ["server_cpu_us_per_message"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / all.Count, 1),
     });
 }
 
@@ -370,6 +379,15 @@ static async Task WarmUpAsync(HttpClient http, int workers, TimeSpan duration)
     await watcher;
     Console.Error.WriteLine($"Parley.Bench: warmed up for {clock.Elapsed.TotalSeconds:F0} s");
 }
+
+// The managed heap after the server's last collection (System.Runtime metrics), in bytes.
+static double GcHeapBytes(string metrics) => metrics.Split('\n')
+    .Where(l => l.StartsWith("dotnet_gc_last_collection_heap_size_bytes{", StringComparison.Ordinal))
+    .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+
+static double OpenStreams(string metrics) => metrics.Split('\n')
+    .Where(l => l.StartsWith("parley_streams_open", StringComparison.Ordinal) && !l.StartsWith("parley_streams_open_", StringComparison.Ordinal) || l.StartsWith("parley_streams_open{", StringComparison.Ordinal))
+    .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
 
 static async Task<double> CompiledMethodsAsync(HttpClient http)
 {
