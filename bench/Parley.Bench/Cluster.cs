@@ -37,8 +37,8 @@ internal static class Cluster
         async Task<(ParleyProcess A, ParleyProcess B)> StartPairAsync(int tokens)
         {
             // One after the other: the first migrates the database and publishes the agents, the second finds them.
-            var a = await ParleyProcess.StartAsync(serverDll, tokens, 0, [.. settings, "--Parley:Cluster:NodeId=bench-a"]);
-            var b = await ParleyProcess.StartAsync(serverDll, tokens, 0, [.. settings, "--Parley:Cluster:NodeId=bench-b"]);
+            var a = await ParleyProcess.StartAsync(serverDll, tokens, 0, extraArguments: [.. settings, "--Parley:Cluster:NodeId=bench-a"]);
+            var b = await ParleyProcess.StartAsync(serverDll, tokens, 0, extraArguments: [.. settings, "--Parley:Cluster:NodeId=bench-b"]);
             return (a, b);
         }
 

@@ -38,8 +38,14 @@ internal sealed class ParleyProcess : IAsyncDisposable
         return _process.TotalProcessorTime;
     }
 
+    /// <summary>Starts a Release Parley on a free loopback port with the scripted model and waits until it answers /healthz.</summary>
+    /// <param name="serverDll">Path of the built Parley.Server.dll.</param>
+    /// <param name="replyTokens">Deltas per scripted reply.</param>
+    /// <param name="tokenDelayMs">Pause before each delta (ms; 0 = as fast as the server takes them).</param>
+    /// <param name="timestamps">Stamp each delta with the model's yield time (single-stream delay).</param>
+    /// <param name="heartbeatSeconds">Idle-stream heartbeat interval (s).</param>
     /// <param name="extraArguments">More configuration flags (the two-node mode passes its connection strings here, see Cluster.cs).</param>
-    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs, IEnumerable<string>? extraArguments = null)
+    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs, bool timestamps = false, int heartbeatSeconds = 15, IEnumerable<string>? extraArguments = null)
     {
         if (!File.Exists(serverDll)) throw new FileNotFoundException($"Parley server not built: {serverDll} (run: dotnet build -c Release src/Parley.Server)");
         var folder = Directory.CreateTempSubdirectory("parley-bench-").FullName;
@@ -61,10 +67,12 @@ internal sealed class ParleyProcess : IAsyncDisposable
             $"--Parley:Demo:ApiKey={ApiKey}", "--Parley:Demo:PrintBanner=false", $"--Parley:Agents:Path={agents}", "--Parley:Agents:Watch=false",
             "--Parley:Models:bench:Provider=scripted", $"--Parley:Models:bench:ScriptedTokens={replyTokens}",
             $"--Parley:Models:bench:ScriptedDelayMs={tokenDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+            $"--Parley:Models:bench:ScriptedTimestamps={timestamps}", "--Parley:Metrics:Prometheus=true",
             "--Parley:RateLimits:RequestsPerMinute=100000000", "--Parley:RateLimits:Burst=1000000", "--Parley:RateLimits:MaxConcurrentStreams=1000000",
-            "--Parley:Runs:MaxConcurrentRuns=2048", "--Parley:Streaming:HeartbeatSeconds=15", "--Logging:LogLevel:Default=Warning",
+            "--Parley:Runs:MaxConcurrentRuns=2048", $"--Parley:Streaming:HeartbeatSeconds={heartbeatSeconds}", "--Logging:LogLevel:Default=Warning",
         }.Concat(extraArguments ?? [])) info.ArgumentList.Add(arg);
-        info.Environment["DOTNET_gcServer"] = "0";
+        // The server runs with the GC its runtimeconfig ships with, unless PARLEY_BENCH_GC_SERVER=0/1 overrides it.
+        if (Environment.GetEnvironmentVariable("PARLEY_BENCH_GC_SERVER") is { Length: > 0 } gcServer) info.Environment["DOTNET_gcServer"] = gcServer;
         var process = Process.Start(info)!;
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 }) Console.Error.WriteLine("[server] " + e.Data); };
@@ -88,6 +96,13 @@ internal sealed class ParleyProcess : IAsyncDisposable
         }
         process.Kill();
         throw new TimeoutException("Parley did not become healthy within 30 s");
+    }
+
+    /// <summary>The server's Prometheus text (<c>/metrics</c>).</summary>
+    public async Task<string> ScrapeAsync()
+    {
+        using var http = new HttpClient { BaseAddress = Address };
+        return await http.GetStringAsync("/metrics");
     }
 
     public static int FreePort()

@@ -5,7 +5,7 @@ using System.Net.ServerSentEvents;
 using System.Text.Json;
 using Parley.Bench;
 
-// Usage: dotnet run -c Release --project bench/Parley.Bench -- [--scenario NAME|all] [--quick] [--server-dll PATH]
+// Usage: dotnet run -c Release --project bench/Parley.Bench -- [--scenario NAME|all] [--quick] [--concurrency C] [--idle-seconds S] [--server-dll PATH]
 //        [--nodes 2 --postgres CONNECTION-STRING --redis CONFIGURATION]   (two nodes on PostgreSQL + Redis, Cluster.cs)
 // Scenarios: ceiling, single-stream, concurrent-runs, fan-out, idle-streams, ingest, resume (docs/benchmarks.md).
 var arguments = args.ToList();
@@ -43,32 +43,68 @@ if (Option("--nodes") is { } nodes && nodes != "1")
 if (Wants("single-stream"))
 {
     var tokens = quick ? 2_000 : 10_000;
-    await using var parley = await ParleyProcess.StartAsync(serverDll, tokens, 0);
-    using var http = NewClient(parley.Address);
-    var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
-    var run = await StreamOneRunAsync(http, thread);
-    Report("single-stream", new()
+    // Unpaced: the model yields all deltas at once, so this measures throughput; a delta's delay then includes waiting
+    // behind the ones before it. Each delta carries the model's yield time (Stopwatch ticks, shared by the processes).
+    await using (var parley = await ParleyProcess.StartAsync(serverDll, tokens, 0, timestamps: true))
     {
-        ["deltas"] = run.Deltas,
-        ["events_per_s"] = Math.Round(run.Deltas / run.StreamSeconds),
-        ["ratio_to_ceiling"] = Math.Round(run.Deltas / run.StreamSeconds / ceiling, 3),
-        ["post_to_first_delta_ms"] = Math.Round(run.FirstDeltaMs, 1),
-        ["delta_gap_p50_ms"] = Math.Round(Percentile(run.Gaps, 0.50), 3),
-        ["delta_gap_p99_ms"] = Math.Round(Percentile(run.Gaps, 0.99), 3),
-    });
+        using var http = NewClient(parley.Address);
+        await WarmUpAsync(http, workers: 2, TimeSpan.FromSeconds(quick ? 2 : 5));
+        var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
+        var cpu = parley.CpuTime();
+        var run = await StreamOneRunAsync(http, thread);
+        Report("single-stream", new()
+        {
+            ["deltas"] = run.Deltas,
+            ["events_per_s"] = Math.Round(run.Deltas / run.StreamSeconds),
+            ["ratio_to_ceiling"] = Math.Round(run.Deltas / run.StreamSeconds / ceiling, 3),
+            ["post_to_first_delta_ms"] = Math.Round(run.FirstDeltaMs, 1),
+            ["burst_delta_delay_p50_ms"] = Math.Round(Percentile(run.Delays, 0.50), 3),
+            ["burst_delta_delay_p99_ms"] = Math.Round(Percentile(run.Delays, 0.99), 3),
+            ["server_cpu_us_per_event"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / Math.Max(1, run.Deltas), 1),
+        });
+    }
+    // Paced like a model (one delta per millisecond, faster than real models): the delay from the model's yield to the
+    // client's parse is what Parley adds to each token.
+    await using (var parley = await ParleyProcess.StartAsync(serverDll, tokens, 1, timestamps: true))
+    {
+        using var http = NewClient(parley.Address);
+        await WarmUpAsync(http, workers: 2, TimeSpan.FromSeconds(quick ? 2 : 5));
+        var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
+        var run = await StreamOneRunAsync(http, thread);
+        Report("single-stream-paced", new()
+        {
+            ["deltas"] = run.Deltas,
+            ["token_delay_ms"] = 1,
+            ["events_per_s"] = Math.Round(run.Deltas / run.StreamSeconds),
+            ["delta_delay_p50_ms"] = Math.Round(Percentile(run.Delays, 0.50), 3),
+            ["delta_delay_p99_ms"] = Math.Round(Percentile(run.Delays, 0.99), 3),
+            ["delta_delay_max_ms"] = Math.Round(run.Delays.DefaultIfEmpty(0).Max(), 3),
+        });
+    }
 }
 
 if (Wants("concurrent-runs"))
 {
-    foreach (var c in quick ? new[] { 100 } : [100, 1_000])
+    foreach (var c in Option("--concurrency") is { } only ? [int.Parse(only, CultureInfo.InvariantCulture)] : quick ? new[] { 100 } : [100, 1_000])
     {
         await using var parley = await ParleyProcess.StartAsync(serverDll, 200, 0);
         using var http = NewClient(parley.Address);
+        await WarmUpAsync(http, workers: 50, TimeSpan.FromSeconds(quick ? 3 : 10));
         var threads = await Task.WhenAll(Enumerable.Range(0, c).Select(_ => CreateThreadAsync(http, ParleyProcess.StreamingAgent)));
+        await Task.Delay(1500); // let the Prometheus exporter's scrape cache expire
+        var metricsBefore = await parley.ScrapeAsync();
+        var cpu = parley.CpuTime();
+        var benchCpu = Process.GetCurrentProcess().TotalProcessorTime;
         var started = Stopwatch.StartNew();
         var runs = await Task.WhenAll(threads.Select(t => StreamOneRunAsync(http, t)));
         var seconds = started.Elapsed.TotalSeconds;
+        var serverCpu = (parley.CpuTime() - cpu).TotalSeconds;
+        var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - benchCpu).TotalSeconds;
+        await Task.Delay(1500);
+        var metricsAfter = await parley.ScrapeAsync();
         var deltas = runs.Sum(r => r.Deltas);
+        var queueWait = Histogram.Between(metricsBefore, metricsAfter, "parley_run_queue_wait_milliseconds");
+        var firstDelta = Histogram.Between(metricsBefore, metricsAfter, "parley_run_time_to_first_delta_milliseconds");
         Report($"concurrent-runs-{c}", new()
         {
             ["threads"] = c,
@@ -77,6 +113,13 @@ if (Wants("concurrent-runs"))
             ["ratio_to_ceiling"] = Math.Round(deltas / seconds / ceiling, 3),
             ["post_to_first_delta_p50_ms"] = Math.Round(Percentile(runs.Select(r => r.FirstDeltaMs).ToList(), 0.50), 1),
             ["post_to_first_delta_p99_ms"] = Math.Round(Percentile(runs.Select(r => r.FirstDeltaMs).ToList(), 0.99), 1),
+            ["server_queue_wait_p50_ms_le"] = queueWait.Quantile(0.50),
+            ["server_queue_wait_p99_ms_le"] = queueWait.Quantile(0.99),
+            ["server_start_to_first_delta_p50_ms_le"] = firstDelta.Quantile(0.50),
+            ["server_start_to_first_delta_p99_ms_le"] = firstDelta.Quantile(0.99),
+            ["server_cpu_cores"] = Math.Round(serverCpu / seconds, 2),
+            ["server_cpu_us_per_event"] = Math.Round(serverCpu * 1e6 / Math.Max(1, deltas), 1),
+            ["bench_cpu_cores"] = Math.Round(clientCpu / seconds, 2),
             ["errors"] = runs.Count(r => r.Failed),
         });
     }
@@ -87,8 +130,10 @@ if (Wants("fan-out"))
     var subscribers = quick ? 200 : 1_000;
     await using var parley = await ParleyProcess.StartAsync(serverDll, 200, 0);
     using var http = NewClient(parley.Address);
+    await WarmUpAsync(http, workers: 20, TimeSpan.FromSeconds(quick ? 3 : 5));
     var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
     var streams = await Task.WhenAll(Enumerable.Range(0, subscribers).Select(_ => OpenAsync(http, $"/api/v1/threads/{thread}/stream?events=all", null)));
+    var cpu = parley.CpuTime();
     var started = Stopwatch.StartNew();
     var readers = streams.Select(s => CountUntilAsync(s, e => e.EventType == "run.completed", e => e.EventType == "message.delta")).ToList();
     await PostAsync(http, thread, "go");
@@ -102,13 +147,15 @@ if (Wants("fan-out"))
         ["events_per_s"] = Math.Round(counts.Sum() / seconds),
         ["ratio_to_ceiling"] = Math.Round(counts.Sum() / seconds / ceiling, 3),
         ["incomplete_subscribers"] = counts.Count(n => n != 200),
+        ["server_cpu_us_per_event"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / Math.Max(1, counts.Sum()), 1),
     });
 }
 
 if (Wants("idle-streams"))
 {
     var count = quick ? 1_000 : 10_000;
-    await using var parley = await ParleyProcess.StartAsync(serverDll, 10, 0);
+    // Heartbeats every 2 s, so that every stream sends several while it is measured.
+    await using var parley = await ParleyProcess.StartAsync(serverDll, 10, 0, heartbeatSeconds: 2);
     using var http = NewClient(parley.Address);
     var threads = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => CreateThreadAsync(http, ParleyProcess.SilentAgent)));
     GC.Collect();
@@ -127,9 +174,12 @@ if (Wants("idle-streams"))
     }
     await Task.Delay(3000);
     var cpuBefore = parley.CpuTime();
-    await Task.Delay(10_000);
-    var cpu = (parley.CpuTime() - cpuBefore).TotalSeconds / 10;
+    var idleSeconds = int.Parse(Option("--idle-seconds") ?? "10", CultureInfo.InvariantCulture);
+    await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
+    var cpu = (parley.CpuTime() - cpuBefore).TotalSeconds / idleSeconds;
     var after = parley.ResidentBytes();
+    var heap = GcHeapBytes(await parley.ScrapeAsync());
+    var open = OpenStreams(await parley.ScrapeAsync());
     foreach (var s in streams) s.Dispose();
     Report("idle-streams", new()
     {
@@ -137,6 +187,8 @@ if (Wants("idle-streams"))
         ["dropped"] = dropped,
         ["bytes_per_stream"] = Math.Round((after - before) / (double)Math.Max(1, streams.Count)),
         ["server_rss_mb"] = Math.Round(after / 1048576.0, 1),
+        ["server_open_streams"] = open,
+        ["server_gc_heap_mb"] = Math.Round(heap / 1048576.0, 1),
         ["idle_cpu_cores"] = Math.Round(cpu, 4),
     });
 }
@@ -156,6 +208,7 @@ if (Wants("ingest"))
         while (warmUp.Elapsed < TimeSpan.FromSeconds(quick ? 3 : 10)) await PostAsync(http, threads[w], "warm-up");
     }));
     var latencies = new List<double>[workers];
+    var cpu = parley.CpuTime();
     var started = Stopwatch.StartNew();
     await Task.WhenAll(Enumerable.Range(0, workers).Select(async w =>
     {
@@ -175,6 +228,8 @@ if (Wants("ingest"))
         ["messages_per_s"] = Math.Round(all.Count / seconds),
         ["latency_p50_ms"] = Math.Round(Percentile(all, 0.50), 2),
         ["latency_p99_ms"] = Math.Round(Percentile(all, 0.99), 2),
+        ["server_cpu_cores"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds / seconds, 2),
+        ["server_cpu_us_per_message"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / all.Count, 1),
     });
 }
 
@@ -268,9 +323,9 @@ static async Task<RunFigures> StreamOneRunAsync(HttpClient http, string thread)
     var items = SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync().GetAsyncEnumerator();
     var clock = Stopwatch.StartNew();
     await PostAsync(http, thread, "go");
-    double first = -1, last = 0, previous = 0;
+    double first = -1, last = 0;
     var deltas = 0;
-    var gaps = new List<double>();
+    var delays = new List<double>();
     var failed = false;
     while (await items.MoveNextAsync())
     {
@@ -279,14 +334,71 @@ static async Task<RunFigures> StreamOneRunAsync(HttpClient http, string thread)
         if (item.EventType == "message.delta")
         {
             if (deltas++ == 0) first = now;
-            else gaps.Add(now - previous);
-            previous = last = now;
+            if (YieldStamp(item.Data) is { } stamp) delays.Add(Stopwatch.GetElapsedTime(stamp).TotalMilliseconds);
+            last = now;
         }
         else if (item.EventType == "run.failed") { failed = true; break; }
         else if (item.EventType == "run.completed") break;
     }
     await items.DisposeAsync();
-    return new RunFigures(deltas, first, Math.Max(0.001, (last - first) / 1000), gaps, failed);
+    return new RunFigures(deltas, first, Math.Max(0.001, (last - first) / 1000), delays, failed);
+}
+
+// The model's yield time carried by a scripted delta (" token12@<Stopwatch ticks>"), or null.
+static long? YieldStamp(string data)
+{
+    var delta = JsonDocument.Parse(data).RootElement.GetProperty("delta").GetString() ?? "";
+    var at = delta.LastIndexOf('@');
+    return at >= 0 && long.TryParse(delta.AsSpan(at + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var stamp) ? stamp : null;
+}
+
+// Puts the fresh server's hot paths through the JIT before anything is measured: a server runs for days, and an
+// unwarmed run spent most of its time in tier-0 code and the JIT (perf, docs/benchmarks.md). Runs for at least
+// <paramref name="duration"/>, then on until the server's JIT settles (fewer than 50 methods compiled in 2 s, from its
+// System.Runtime metrics), at most 60 s.
+static async Task WarmUpAsync(HttpClient http, int workers, TimeSpan duration)
+{
+    var clock = Stopwatch.StartNew();
+    var settled = false;
+    var watcher = Task.Run(async () =>
+    {
+        await Task.Delay(duration);
+        var previous = await CompiledMethodsAsync(http);
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.Delay(2000);
+            var now = await CompiledMethodsAsync(http);
+            if (now - previous < 50) break;
+            previous = now;
+        }
+        settled = true;
+    });
+    await Task.WhenAll(Enumerable.Range(0, workers).Select(async _ =>
+    {
+        while (!settled)
+        {
+            var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
+            await StreamOneRunAsync(http, thread);
+        }
+    }));
+    await watcher;
+    Console.Error.WriteLine($"Parley.Bench: warmed up for {clock.Elapsed.TotalSeconds:F0} s");
+}
+
+// The managed heap after the server's last collection (System.Runtime metrics), in bytes.
+static double GcHeapBytes(string metrics) => metrics.Split('\n')
+    .Where(l => l.StartsWith("dotnet_gc_last_collection_heap_size_bytes{", StringComparison.Ordinal))
+    .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+
+static double OpenStreams(string metrics) => metrics.Split('\n')
+    .Where(l => l.StartsWith("parley_streams_open", StringComparison.Ordinal) && !l.StartsWith("parley_streams_open_", StringComparison.Ordinal) || l.StartsWith("parley_streams_open{", StringComparison.Ordinal))
+    .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+
+static async Task<double> CompiledMethodsAsync(HttpClient http)
+{
+    var text = await http.GetStringAsync("/metrics");
+    var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("dotnet_jit_compiled_methods_total", StringComparison.Ordinal));
+    return line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
 }
 
 static double Percentile(List<double> values, double p)
@@ -303,4 +415,36 @@ static string FindRepositoryRoot()
     return Directory.GetCurrentDirectory();
 }
 
-internal sealed record RunFigures(int Deltas, double FirstDeltaMs, double StreamSeconds, List<double> Gaps, bool Failed);
+internal sealed record RunFigures(int Deltas, double FirstDeltaMs, double StreamSeconds, List<double> Delays, bool Failed);
+
+/// <summary>A Prometheus histogram's bucket counts, and quantiles read from them (the upper bound of the bucket).</summary>
+internal sealed record Histogram(List<(double UpperBound, double Count)> Buckets)
+{
+    /// <summary>The buckets of <paramref name="name"/> observed between two scrapes of the server's <c>/metrics</c>.</summary>
+    public static Histogram Between(string before, string after, string name)
+    {
+        var b = Parse(before, name);
+        return new Histogram(Parse(after, name).Select(x => (x.UpperBound, x.Count - b.Where(y => y.UpperBound == x.UpperBound).Sum(y => y.Count))).ToList());
+    }
+
+    private static List<(double UpperBound, double Count)> Parse(string text, string name) => text.Split('\n')
+        .Where(l => l.StartsWith(name + "_bucket{", StringComparison.Ordinal))
+        .Select(l =>
+        {
+            var le = l[(l.IndexOf("le=\"", StringComparison.Ordinal) + 4)..];
+            le = le[..le.IndexOf('"')];
+            var bound = le == "+Inf" ? double.PositiveInfinity : double.Parse(le, CultureInfo.InvariantCulture);
+            return (bound, double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        })
+        .GroupBy(x => x.Item1).Select(g => (g.Key, g.Sum(x => x.Item2))).OrderBy(x => x.Key).ToList();
+
+    /// <summary>The smallest bucket bound with at least <paramref name="q"/> of the observations at or below it; -1 when none.</summary>
+    public double Quantile(double q)
+    {
+        var total = Buckets.Count == 0 ? 0 : Buckets[^1].Count;
+        if (total <= 0) return -1;
+        foreach (var (bound, count) in Buckets)
+            if (count >= q * total) return double.IsInfinity(bound) ? 1e9 : bound;
+        return -1;
+    }
+}

@@ -7,15 +7,15 @@ namespace Parley.Storage.Sqlite;
 
 /// <summary>
 /// Parley's embedded store on one SQLite file in WAL mode. Reads use pooled connections in parallel; writes are
-/// serialized by one in-process lock (SQLite has a single writer anyway) so each write is one short
-/// <c>BEGIN IMMEDIATE</c> transaction, and the events it appended are published to the bus in commit order.
+/// serialized on one writer thread (SQLite has a single writer anyway), which commits every write queued meanwhile in
+/// one <c>BEGIN IMMEDIATE</c> transaction (group commit), and the events they appended are published to the bus in
+/// commit order.
 /// </summary>
 public sealed partial class SqliteStore : IDisposable
 {
     private readonly string _connectionString;
     private readonly IThreadEventBus _bus;
     private readonly TimeProvider _time;
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Core.Diagnostics.ParleyMetrics _metrics;
 
     /// <summary>Opens (creating and migrating when needed) the database named by <paramref name="options"/>.</summary>
@@ -44,22 +44,53 @@ public sealed partial class SqliteStore : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _writeLock.Dispose();
-        if (_writer is not null && WriterCommands.TryGetValue(_writer, out var kept))
-            foreach (var command in kept.Values) command.Release();
-        _writer?.Dispose();
+        _writes.Writer.TryComplete();
+        _writerThread?.Join(TimeSpan.FromSeconds(30));
+        _disposed = true;
+        if (_writer is not null) Close(_writer);
+        while (_readers.TryTake(out var reader)) Close(reader);
         SqliteConnection.ClearAllPools();
     }
 
-    /// <summary>A pooled connection for reads (foreign keys and the busy timeout come from the connection string).</summary>
-    private SqliteConnection Open()
+    // Open read connections, each with its commands kept (prepared once, like the write connection's): a read borrows
+    // one and gives it back. Re-preparing each SELECT on every call was visible in perf profiles (sqlite3RunParser).
+    private const int MaxIdleReaders = 16;
+    private readonly System.Collections.Concurrent.ConcurrentBag<SqliteConnection> _readers = [];
+
+    /// <summary>Borrows an open connection for reads (foreign keys and the busy timeout come from the connection string).</summary>
+    private ReadLease Open()
     {
-        var connection = new SqliteConnection(_connectionString);
+        if (_readers.TryTake(out var connection)) return new ReadLease(this, connection);
+        connection = new SqliteConnection(_connectionString);
         connection.Open();
-        return connection;
+        KeptCommands.Add(connection, new Dictionary<string, KeptCommand>(StringComparer.Ordinal));
+        return new ReadLease(this, connection);
     }
 
-    // The one connection that writes, opened once and used only under _writeLock: no pool round trip or PRAGMAs per
+    private void Return(SqliteConnection connection)
+    {
+        if (!_disposed && _readers.Count < MaxIdleReaders) _readers.Add(connection);
+        else Close(connection);
+    }
+
+    private static void Close(SqliteConnection connection)
+    {
+        if (KeptCommands.TryGetValue(connection, out var kept))
+            foreach (var command in kept.Values) command.Release();
+        connection.Dispose();
+    }
+
+    /// <summary>A borrowed read connection; disposing it gives it back.</summary>
+    private readonly struct ReadLease(SqliteStore store, SqliteConnection connection) : IDisposable
+    {
+        public SqliteConnection Connection => connection;
+
+        public static implicit operator SqliteConnection(ReadLease lease) => lease.Connection;
+
+        public void Dispose() => store.Return(connection);
+    }
+
+    // The one connection that writes, opened once and used only by the writer thread: no pool round trip or PRAGMAs per
     // write. synchronous=NORMAL is safe in WAL mode (a power cut may lose the last commits, never corrupt the file).
     private SqliteConnection? _writer;
 
@@ -71,13 +102,15 @@ public sealed partial class SqliteStore : IDisposable
         using var pragma = connection.CreateCommand();
         pragma.CommandText = "PRAGMA synchronous=NORMAL;";
         pragma.ExecuteNonQuery();
-        WriterCommands.Add(connection, new Dictionary<string, KeptCommand>(StringComparer.Ordinal));
+        KeptCommands.Add(connection, new Dictionary<string, KeptCommand>(StringComparer.Ordinal));
         return _writer = connection;
     }
 
-    // Commands of the write connection, kept by SQL text so SQLite parses and plans each statement once (re-preparing
-    // every statement on every write was a visible slice of a perf profile). Used only under _writeLock.
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, Dictionary<string, KeptCommand>> WriterCommands = new();
+    private volatile bool _disposed;
+
+    // Commands of the store's connections, kept by SQL text so SQLite parses and plans each statement once (re-preparing
+    // every statement on every write was a visible slice of a perf profile). A connection is used by one caller at a time.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, Dictionary<string, KeptCommand>> KeptCommands = new();
 
     /// <summary>A command whose <c>using</c> at the call site does not dispose it: the store does, with the connection.</summary>
     private sealed class KeptCommand : SqliteCommand
@@ -87,29 +120,175 @@ public sealed partial class SqliteStore : IDisposable
         public void Release() => base.Dispose(true);
     }
 
-    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, (T Result, IReadOnlyList<ThreadEvent> Events)> write, CancellationToken cancellationToken)
+    // Group commit across threads: every write is queued to one writer thread, which takes everything queued since its
+    // last commit (up to MaxWritesPerTransaction) into one transaction, each write inside its own savepoint so a write
+    // that throws is undone alone. With many threads streaming at once, commits (WAL frames, page updates) per
+    // second no longer bound events per second. Events are published after the commit, in commit order.
+    private const int MaxWritesPerTransaction = 128;
+    private readonly System.Threading.Channels.Channel<PendingWrite> _writes =
+        System.Threading.Channels.Channel.CreateUnbounded<PendingWrite>(new() { SingleReader = true, AllowSynchronousContinuations = false });
+    private Thread? _writerThread;
+    private readonly object _writerStart = new();
+
+    private Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, (T Result, IReadOnlyList<ThreadEvent> Events)> write, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        EnsureWriterThread();
+        var pending = new PendingWrite<T>(write, cancellationToken);
+        if (!_writes.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(SqliteStore));
+        return pending.Task;
+    }
+
+    private void EnsureWriterThread()
+    {
+        if (_writerThread is not null) return;
+        lock (_writerStart)
+        {
+            if (_writerThread is not null) return;
+            var thread = new Thread(WriterLoop) { IsBackground = true, Name = "Parley SQLite writer" };
+            thread.Start();
+            _writerThread = thread;
+        }
+    }
+
+    private void WriterLoop()
+    {
+        var reader = _writes.Reader;
+        var batch = new List<PendingWrite>(MaxWritesPerTransaction);
+        while (true)
+        {
+            if (!reader.TryRead(out var first))
+            {
+                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
+                continue;
+            }
+            if (first.TryClaim()) batch.Add(first);
+            while (batch.Count < MaxWritesPerTransaction && reader.TryRead(out var next))
+                if (next.TryClaim()) batch.Add(next);
+            if (batch.Count > 0) Commit(batch);
+            batch.Clear();
+        }
+    }
+
+    private void Commit(List<PendingWrite> batch)
+    {
         try
         {
             var connection = Writer();
-            using var tx = connection.BeginTransaction(deferred: false);
-            var (result, events) = write(connection, tx);
-            tx.Commit();
-            if (events.Count > 0) _metrics.EventsAppended.Add(events.Count);
-            _bus.Publish(events);
-            return result;
+            using (var tx = connection.BeginTransaction(deferred: false))
+            {
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    if (batch.Count == 1)
+                    {
+                        batch[i].Execute(connection, tx);
+                        continue;
+                    }
+                    tx.Save("w");
+                    if (batch[i].Execute(connection, tx)) tx.Release("w");
+                    else
+                    {
+                        tx.Rollback("w");
+                        tx.Release("w");
+                        // A failed write may have left deferred foreign-key checking on for the rest of the transaction.
+                        using var pragma = Command(connection, "PRAGMA defer_foreign_keys=OFF", tx);
+                        pragma.ExecuteNonQuery();
+                    }
+                }
+                if (batch.Count > 1 || !batch[0].Failed) tx.Commit(); // else it rolls back on dispose
+            }
         }
-        finally
+        catch (Exception ex)
         {
-            _writeLock.Release();
+            foreach (var pending in batch) pending.Fail(ex); // nothing of this transaction was stored
+            return;
+        }
+        var appended = 0;
+        foreach (var pending in batch)
+        {
+            if (pending.Failed) { pending.Complete(); continue; }
+            appended += pending.Events.Count;
+            _bus.Publish(pending.Events);
+            pending.Complete();
+        }
+        if (appended > 0) _metrics.EventsAppended.Add(appended);
+    }
+
+    /// <summary>One queued write: run by the writer thread inside the batch's transaction, completed after the commit.</summary>
+    private abstract class PendingWrite
+    {
+        private int _state; // 0 queued, 1 claimed by the writer, 2 cancelled by the caller
+
+        protected bool TryCancel() => Interlocked.CompareExchange(ref _state, 2, 0) == 0;
+
+        public bool TryClaim() => Interlocked.CompareExchange(ref _state, 1, 0) == 0;
+
+        public IReadOnlyList<ThreadEvent> Events { get; protected set; } = [];
+
+        public bool Failed { get; protected set; }
+
+        /// <summary>Runs the write; false when it threw (its exception is kept for the caller).</summary>
+        public abstract bool Execute(SqliteConnection connection, SqliteTransaction tx);
+
+        public abstract void Complete();
+
+        public abstract void Fail(Exception exception);
+    }
+
+    private sealed class PendingWrite<T> : PendingWrite
+    {
+        private readonly Func<SqliteConnection, SqliteTransaction, (T Result, IReadOnlyList<ThreadEvent> Events)> _write;
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly CancellationTokenRegistration _cancellation;
+        private T? _result;
+        private Exception? _exception;
+
+        public PendingWrite(Func<SqliteConnection, SqliteTransaction, (T Result, IReadOnlyList<ThreadEvent> Events)> write, CancellationToken cancellationToken)
+        {
+            _write = write;
+            if (cancellationToken.CanBeCanceled)
+                _cancellation = cancellationToken.Register(static (state, token) =>
+                {
+                    var self = (PendingWrite<T>)state!;
+                    if (self.TryCancel()) self._completion.TrySetCanceled(token);
+                }, this);
+        }
+
+        public Task<T> Task => _completion.Task;
+
+        public override bool Execute(SqliteConnection connection, SqliteTransaction tx)
+        {
+            try
+            {
+                (_result, Events) = _write(connection, tx);
+                return true;
+            }
+            catch (Exception ex)
+            {
+                _exception = ex;
+                Failed = true;
+                return false;
+            }
+        }
+
+        public override void Complete()
+        {
+            _cancellation.Dispose();
+            if (_exception is not null) _completion.TrySetException(_exception);
+            else _completion.TrySetResult(_result!);
+        }
+
+        public override void Fail(Exception exception)
+        {
+            _cancellation.Dispose();
+            _completion.TrySetException(_exception ?? exception);
         }
     }
 
     private static SqliteCommand Command(SqliteConnection connection, string sql, SqliteTransaction? tx = null, params (string Name, object? Value)[] parameters)
     {
         SqliteCommand command;
-        if (WriterCommands.TryGetValue(connection, out var kept))
+        if (KeptCommands.TryGetValue(connection, out var kept))
         {
             if (!kept.TryGetValue(sql, out var cached)) kept[sql] = cached = new KeptCommand(sql, connection);
             cached.Parameters.Clear();

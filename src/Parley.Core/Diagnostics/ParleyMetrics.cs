@@ -19,8 +19,9 @@ public sealed class ParleyMetrics
         OpenStreams = meter.CreateUpDownCounter<long>("parley.streams.open", "{stream}", "SSE streams open now, all dialects.");
         EventsAppended = meter.CreateCounter<long>("parley.events.appended", "{event}", "Events appended to thread logs.");
         EventsDelivered = meter.CreateCounter<long>("parley.events.delivered", "{event}", "SSE events written to clients.");
-        RunDuration = meter.CreateHistogram<double>("parley.run.duration", "ms", "Time from a run's start to its end.");
-        TimeToFirstOutput = meter.CreateHistogram<double>("parley.run.time_to_first_delta", "ms", "Time from a run's start to its first text delta or message.");
+        RunDuration = meter.CreateHistogram<double>("parley.run.duration", "ms", "Time from a run's start to its end.", advice: MillisecondBuckets);
+        TimeToFirstOutput = meter.CreateHistogram<double>("parley.run.time_to_first_delta", "ms", "Time from a run's start to its first text delta or message.", advice: MillisecondBuckets);
+        RunQueueWait = meter.CreateHistogram<double>("parley.run.queue_wait", "ms", "Time from a run being queued (the message's POST) to its start.", advice: MillisecondBuckets);
         QueuedRuns = meter.CreateUpDownCounter<long>("parley.runs.queued", "{run}", "Runs waiting to start (queue depth).");
     }
 
@@ -38,6 +39,15 @@ public sealed class ParleyMetrics
 
     /// <summary>Time to a run's first output, in milliseconds.</summary>
     public Histogram<double> TimeToFirstOutput { get; }
+
+    /// <summary>Time runs waited in the queue before they started, in milliseconds.</summary>
+    public Histogram<double> RunQueueWait { get; }
+
+    // Latency buckets fine enough to read a p99 against millisecond targets (the default ones start at 5 ms).
+    private static readonly InstrumentAdvice<double> MillisecondBuckets = new()
+    {
+        HistogramBucketBoundaries = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 25, 35, 50, 75, 100, 150, 250, 500, 750, 1000, 2500, 5000, 10000, 30000],
+    };
 
     /// <summary>Runs waiting to start.</summary>
     public UpDownCounter<long> QueuedRuns { get; }

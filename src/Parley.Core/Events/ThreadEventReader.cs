@@ -45,6 +45,7 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var last = afterSequence;
+        using var timer = new HeartbeatTimer(cancellationToken);
         while (!cancellationToken.IsCancellationRequested)
         {
             using var subscription = bus.Subscribe(threadId);
@@ -79,7 +80,7 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
 
                 yield return new ThreadStreamItem(ThreadStreamItemKind.Flush, null);
 
-                var (ready, idle) = await WaitAsync(reader, heartbeatInterval, cancellationToken);
+                var (ready, idle) = await WaitAsync(reader, heartbeatInterval, timer, cancellationToken);
                 if (idle)
                 {
                     // A bus across nodes can lose the last event of a burst (nothing follows it to reveal the gap):
@@ -108,25 +109,53 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
         }
     }
 
-    private static async ValueTask<(bool Ready, bool Idle)> WaitAsync(System.Threading.Channels.ChannelReader<ThreadEvent> reader, TimeSpan heartbeatInterval, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits for the next live event or for <paramref name="heartbeatInterval"/> of silence. One wait at a time, on the
+    /// stream's own token that silence cancels: an earlier version left an uncancellable wait (and a continuation)
+    /// registered on the channel at every heartbeat, so idle streams grew for as long as they stayed idle.
+    /// </summary>
+    private static async ValueTask<(bool Ready, bool Idle)> WaitAsync(
+        System.Threading.Channels.ChannelReader<ThreadEvent> reader, TimeSpan heartbeatInterval, HeartbeatTimer timer, CancellationToken cancellationToken)
     {
-        var wait = reader.WaitToReadAsync(cancellationToken);
-        if (wait.IsCompleted) return (await wait, false);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(heartbeatInterval);
+        var wait = reader.WaitToReadAsync(timer.Token);
+        if (wait.IsCompleted && !timer.Token.IsCancellationRequested) return (await wait, false);
+        timer.Arm(heartbeatInterval);
         try
         {
-            return (await reader.WaitToReadAsync(timeout.Token), false);
+            return (await wait, false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
+            timer.Renew();
             return (false, true);
         }
         finally
         {
-            // The first wait stays registered on the channel until data arrives; observe it so it cannot fault unobserved.
-            _ = wait.AsTask().ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
+            timer.Disarm();
         }
+    }
+
+    /// <summary>A stream's token for waits: the stream's own, also cancelled after an interval of silence; reused while not fired.</summary>
+    private sealed class HeartbeatTimer(CancellationToken stream) : IDisposable
+    {
+        private CancellationTokenSource _source = CancellationTokenSource.CreateLinkedTokenSource(stream);
+
+        public CancellationToken Token => _source.Token;
+
+        public void Arm(TimeSpan interval) => _source.CancelAfter(interval);
+
+        public void Disarm()
+        {
+            if (!_source.IsCancellationRequested) _source.CancelAfter(Timeout.InfiniteTimeSpan);
+        }
+
+        public void Renew()
+        {
+            _source.Dispose();
+            _source = CancellationTokenSource.CreateLinkedTokenSource(stream);
+        }
+
+        public void Dispose() => _source.Dispose();
     }
 }
 

@@ -42,6 +42,13 @@ public sealed class ModelOptions
 
     /// <summary>scripted: delay before each token, in milliseconds (fractions allowed; default 0).</summary>
     public double ScriptedDelayMs { get; set; }
+
+    /// <summary>
+    /// scripted, with <see cref="ScriptedTokens"/>: end each token with <c>@</c> and the moment it was yielded, as
+    /// <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/> ticks (a monotonic clock shared by the processes of one
+    /// machine: nanoseconds on Linux), so a benchmark client can measure the delay from model to client (default false).
+    /// </summary>
+    public bool ScriptedTimestamps { get; set; }
 }
 
 /// <summary>All configured models by name (<c>Parley:Models</c>).</summary>

@@ -27,7 +27,10 @@ public sealed class ScriptedChatClient(ModelOptions options, TokenCounter tokens
         {
             if (delay > TimeSpan.Zero) await Task.Delay(delay, cancellationToken);
             cancellationToken.ThrowIfCancellationRequested();
-            yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ResponseId = responseId, ModelId = options.Model ?? "scripted" };
+            var text = options.ScriptedTimestamps && options.ScriptedTokens > 0
+                ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{System.Diagnostics.Stopwatch.GetTimestamp()}")
+                : piece;
+            yield return new ChatResponseUpdate(ChatRole.Assistant, text) { ResponseId = responseId, ModelId = options.Model ?? "scripted" };
         }
         var input = messages.Sum(m => (long)tokens.CountMessage(m.Text));
         yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(new UsageDetails { InputTokenCount = input, OutputTokenCount = pieces.Count, TotalTokenCount = input + pieces.Count })])

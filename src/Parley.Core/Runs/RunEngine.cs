@@ -188,6 +188,7 @@ public sealed partial class RunEngine(
         metrics.QueuedRuns.Add(-1);
         if (started.Started is not { } s) return;
         var run = s.Run;
+        if (run.StartedAt is { } startedAt) metrics.RunQueueWait.Record(Math.Max(0, (startedAt - run.CreatedAt).TotalMilliseconds));
         var progress = new RunProgress { StartedAt = time.GetTimestamp() };
 
         Log.RunStarted(logger, run.Id, run.ThreadId);

@@ -12,7 +12,7 @@ namespace Parley.Server.Streaming;
 /// <summary>
 /// Writes a thread's event log as Server-Sent Events (WHATWG HTML §9.2): <c>id:</c> is the event's sequence number,
 /// so a client that reconnects with <c>Last-Event-ID</c> continues exactly after the last event it saw. Events are
-/// formatted by <see cref="SseFormatter"/>; idle streams get <c>: ping</c> comments. Writes are buffered and flushed
+/// formatted by <see cref="SseFormatter"/>; idle streams get <c>: ping</c> comments. Writes are buffered in the response pipe and flushed
 /// whenever nothing more is ready, so a replay goes out in large writes and a live event goes out at once.
 /// The stream ends when the thread closes (after the closing run's last event); reconnecting once nothing is left answers
 /// 204 No Content, which tells an <c>EventSource</c> to stop reconnecting.
@@ -51,8 +51,8 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
         metrics.OpenStreams.Add(1);
         _delivered = metrics.EventsDelivered;
         using var closed = new OpenStreamScope(metrics);
-        // Batches replayed events into few writes; small, because an idle stream keeps it (about 4 KB per open stream).
-        await using var buffered = new BufferedStream(httpContext.Response.Body, 4 * 1024);
+        // Events are copied into the response pipe and sent at each flush (whenever nothing more is ready).
+        var buffered = new ResponseBufferStream(httpContext.Response.BodyWriter);
         try
         {
             await SseFormatter.WriteAsync(ProjectAsync(source, buffered, cancellationToken), buffered, FormatData, cancellationToken);
