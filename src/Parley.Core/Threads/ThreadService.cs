@@ -128,17 +128,7 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
             var runId = Guid.CreateVersion7(change.Now);
             Guid? inputId = null;
             foreach (var text in inputMessages)
-                inputId = change.AddMessage(new ThreadMessage
-                {
-                    Id = Guid.CreateVersion7(change.Now),
-                    ThreadId = threadId,
-                    OrganizationId = organizationId,
-                    Direction = MessageDirection.INBOUND,
-                    MessageBody = text,
-                    Status = MessageStatus.RECEIVED,
-                    RunId = runId,
-                    CreatedAt = change.Now,
-                }).Id;
+                inputId = change.AddMessage(Inbound(change, organizationId, text, runId)).Id;
             change.Thread = change.Thread with { AgentId = version.AgentId, AgentVersionId = version.Id };
             return change.SaveRun(new Run(runId, threadId, organizationId, version.Id, inputId, RunStatus.pending, change.Now, null, null, null), ThreadEventTypes.RunQueued);
         }, cancellationToken);
@@ -248,17 +238,7 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
             }
             var queueRun = !definition.DiscardInboundSms && current.State.Control == ChatThreadState.AgentControl;
             var runId = queueRun ? Guid.CreateVersion7(change.Now) : (Guid?)null;
-            var message = change.AddMessage(new ThreadMessage
-            {
-                Id = Guid.CreateVersion7(change.Now),
-                ThreadId = threadId,
-                OrganizationId = organizationId,
-                Direction = MessageDirection.INBOUND,
-                MessageBody = text,
-                Status = MessageStatus.RECEIVED,
-                RunId = runId,
-                CreatedAt = change.Now,
-            });
+            var message = change.AddMessage(Inbound(change, organizationId, text, runId));
             change.Thread = change.Thread with { WindowExpiresAt = change.Now.AddSeconds(definition.WindowSeconds) };
             var run = runId is { } id
                 ? change.SaveRun(new Run(id, threadId, organizationId, version.Id, message.Id, RunStatus.pending, change.Now, null, null, null), ThreadEventTypes.RunQueued)
@@ -377,4 +357,17 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
     }
 
     private static ParleyException ThreadNotFound(Guid threadId) => ParleyException.NotFound($"threadId: no thread {threadId}.");
+
+    /// <summary>A user's message on the changed thread, answered by <paramref name="runId"/> (null: no run answers it).</summary>
+    private static ThreadMessage Inbound(ThreadChange change, Guid organizationId, string text, Guid? runId) => new()
+    {
+        Id = Guid.CreateVersion7(change.Now),
+        ThreadId = change.Thread.Id,
+        OrganizationId = organizationId,
+        Direction = MessageDirection.INBOUND,
+        MessageBody = text,
+        Status = MessageStatus.RECEIVED,
+        RunId = runId,
+        CreatedAt = change.Now,
+    };
 }
