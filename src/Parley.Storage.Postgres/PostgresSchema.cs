@@ -108,6 +108,28 @@ internal static class PostgresSchema
                 data text NOT NULL,
                 PRIMARY KEY (thread_id, sequence));
             """),
+        // SqliteSchema's version 4 (the agent-server dialect): a thread may have no agent until its first run, threads
+        // are listed per organization newest first and runs per thread newest first (in queue order, as SQLite's rowid).
+        (2, """
+            ALTER TABLE threads ALTER COLUMN agent_id DROP NOT NULL, ALTER COLUMN agent_version_id DROP NOT NULL;
+            CREATE INDEX threads_by_organization ON threads(organization_id, created_at);
+            CREATE INDEX runs_by_thread ON runs(thread_id, queue_position);
+            """),
+        // SqliteSchema's version 5: publishable keys of the browser widget (docs/widget.md), bound to one agent and a
+        // list of allowed origins.
+        (3, """
+            CREATE TABLE publishable_keys (
+                id uuid PRIMARY KEY,
+                organization_id uuid NOT NULL REFERENCES organizations(id),
+                agent_id uuid NOT NULL REFERENCES agents(id),
+                name text NOT NULL,
+                key text NOT NULL UNIQUE,
+                allowed_origins text[] NOT NULL,
+                token_secret text NOT NULL,
+                created_at timestamptz NOT NULL,
+                revoked_at timestamptz);
+            CREATE INDEX publishable_keys_by_organization ON publishable_keys(organization_id, created_at);
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

@@ -48,7 +48,7 @@ public sealed partial class PostgresStore : IThreadStore
             if (change.IsEmpty) return (result, []);
             // The thread row's update travels in the same batch (one round trip) as the messages, runs and events.
             var update = BatchCommand("""
-                UPDATE threads SET variables = @variables, state = @state, is_active = @active, updated_at = @updated, closed_at = @closed,
+                UPDATE threads SET agent_id = @agent, agent_version_id = @version, variables = @variables, state = @state, is_active = @active, updated_at = @updated, closed_at = @closed,
                     closed_reason = @reason, window_expires_at = @expires, last_sequence = @sequence
                 WHERE id = @id
                 """, ThreadParameters(change.Thread));
@@ -117,6 +117,58 @@ public sealed partial class PostgresStore : IThreadStore
         await QueryRunsAsync($"SELECT {RunColumns} FROM runs WHERE status IN ('pending', 'running') ORDER BY queue_position", cancellationToken);
 
     /// <inheritdoc />
+    public async Task<IReadOnlyList<ChatThread>> ListThreadsAsync(ThreadQuery query, CancellationToken cancellationToken = default)
+    {
+        var sql = new System.Text.StringBuilder($"SELECT {ThreadColumns} FROM threads WHERE organization_id = @org");
+        var parameters = new List<(string, object?)> { ("org", query.OrganizationId) };
+        if (query.AgentId is { } agentId)
+        {
+            sql.Append(" AND agent_id = @agent");
+            parameters.Add(("agent", agentId));
+        }
+        if (query.Metadata.Count > 0)
+        {
+            // Containment of {"key":"value",...}: every pair present with exactly that string value; keys are matched
+            // literally (never as a path), as SqliteStore's quoted json_extract does.
+            sql.Append(" AND metadata::jsonb @> @metadata::jsonb");
+            parameters.Add(("metadata", JsonSerializer.Serialize(query.Metadata, CoreJsonContext.Payloads.IReadOnlyDictionaryStringString)));
+        }
+        if (query.Ids is { } ids)
+        {
+            sql.Append(" AND id = ANY(@ids)");
+            parameters.Add(("ids", ids.ToArray()));
+        }
+        sql.Append(" ORDER BY created_at DESC, id DESC LIMIT @limit OFFSET @offset");
+        parameters.Add(("limit", query.Limit));
+        parameters.Add(("offset", query.Offset));
+        await using var command = Query(sql.ToString(), [.. parameters]);
+        await using var r = await command.ExecuteReaderAsync(cancellationToken);
+        var threads = new List<ChatThread>();
+        while (await r.ReadAsync(cancellationToken)) threads.Add(MapThread(r));
+        return threads;
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<Run>> ListRunsAsync(Guid threadId, int limit, int offset, CancellationToken cancellationToken = default) =>
+        await QueryRunsAsync($"SELECT {RunColumns} FROM runs WHERE thread_id = @thread ORDER BY queue_position DESC LIMIT @limit OFFSET @offset",
+            cancellationToken, ("thread", threadId), ("limit", limit), ("offset", offset));
+
+    /// <inheritdoc />
+    public Task<bool> DeleteThreadAsync(Guid threadId, CancellationToken cancellationToken = default) =>
+        WriteAsync<bool>(async (connection, tx) =>
+        {
+            // The thread's write lock first (as every write and run claim takes it): a writer on another node either
+            // committed before, or waits and then finds no thread; nothing can add a child row while this deletes.
+            if (await ReadThreadAsync(connection, tx, threadId, forUpdate: true, cancellationToken) is null) return (false, []);
+            await using var batch = new NpgsqlBatch(connection, tx);
+            foreach (var table in new[] { "thread_events", "messages", "runs" })
+                batch.BatchCommands.Add(BatchCommand($"DELETE FROM {table} WHERE thread_id = @thread", ("thread", threadId)));
+            batch.BatchCommands.Add(BatchCommand("DELETE FROM threads WHERE id = @thread", ("thread", threadId)));
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+            return (true, []);
+        }, cancellationToken);
+
+    /// <inheritdoc />
     public async Task<IReadOnlyList<Guid>> ListExpiredThreadsAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken = default)
     {
         await using var query = Query("SELECT id FROM threads WHERE is_active AND window_expires_at < @now ORDER BY window_expires_at LIMIT @limit",
@@ -164,6 +216,12 @@ public sealed partial class PostgresStore : IThreadStore
     {
         await using var batch = new NpgsqlBatch(connection, tx);
         if (first is not null) batch.BatchCommands.Add(first);
+        // A rollback: the run's messages (inbound and outbound, by run id) and then the run.
+        foreach (var runId in change.DeletedRuns)
+        {
+            batch.BatchCommands.Add(BatchCommand("DELETE FROM messages WHERE thread_id = @thread AND run_id = @run", ("thread", change.Thread.Id), ("run", runId)));
+            batch.BatchCommands.Add(BatchCommand("DELETE FROM runs WHERE id = @run", ("run", runId)));
+        }
         foreach (var m in change.Messages)
             batch.BatchCommands.Add(BatchCommand("""
                 INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at, input_tokens, output_tokens)
@@ -224,13 +282,16 @@ public sealed partial class PostgresStore : IThreadStore
     {
         await using var query = Command(connection, $"SELECT {ThreadColumns} FROM threads WHERE id = @id{(forUpdate ? " FOR UPDATE" : "")}", tx, ("id", id));
         await using var r = await query.ExecuteReaderAsync(cancellationToken);
-        if (!await r.ReadAsync(cancellationToken)) return null;
-        return new ChatThread
+        return await r.ReadAsync(cancellationToken) ? MapThread(r) : null;
+    }
+
+    private static ChatThread MapThread(NpgsqlDataReader r) =>
+        new()
         {
             Id = r.GetGuid(0),
             OrganizationId = r.GetGuid(1),
-            AgentId = r.GetGuid(2),
-            AgentVersionId = r.GetGuid(3),
+            AgentId = ReadNullableGuid(r, 2),
+            AgentVersionId = ReadNullableGuid(r, 3),
             Channel = r.GetString(4),
             Metadata = JsonSerializer.Deserialize(r.GetString(5), CoreJsonContext.Payloads.DictionaryStringString)!,
             Variables = JsonSerializer.Deserialize(r.GetString(6), CoreJsonContext.Payloads.DictionaryStringString)!,
@@ -243,5 +304,4 @@ public sealed partial class PostgresStore : IThreadStore
             WindowExpiresAt = ReadTime(r, 13),
             LastSequence = r.GetInt64(14),
         };
-    }
 }

@@ -9,8 +9,8 @@ namespace Parley.Storage.Postgres;
 public static class PostgresStoreServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers <see cref="PostgresStore"/> as Parley's <see cref="IOrganizationStore"/>, <see cref="IAgentStore"/> and
-    /// <see cref="IThreadStore"/>, and <see cref="PostgresRunLeases"/> as <see cref="IRunLeases"/>, replacing any store
+    /// Registers <see cref="PostgresStore"/> as Parley's <see cref="IOrganizationStore"/>, <see cref="IAgentStore"/>,
+    /// <see cref="IPublishableKeyStore"/> and <see cref="IThreadStore"/>, and <see cref="PostgresRunLeases"/> as <see cref="IRunLeases"/>, replacing any store
     /// registered before (call it instead of, or after, <c>AddSqliteStore()</c>). The database is migrated when the
     /// store is first resolved (at start); a missing connection string fails the start with a message.
     /// </summary>
@@ -27,6 +27,7 @@ public static class PostgresStoreServiceCollectionExtensions
         services.TryAddSingleton<PostgresStore>();
         services.RemoveAll<IOrganizationStore>().AddSingleton<IOrganizationStore>(sp => sp.GetRequiredService<PostgresStore>());
         services.RemoveAll<IAgentStore>().AddSingleton<IAgentStore>(sp => sp.GetRequiredService<PostgresStore>());
+        services.RemoveAll<IPublishableKeyStore>().AddSingleton<IPublishableKeyStore>(sp => sp.GetRequiredService<PostgresStore>());
         services.RemoveAll<IThreadStore>().AddSingleton<IThreadStore>(sp => sp.GetRequiredService<PostgresStore>());
         services.TryAddSingleton<PostgresRunLeases>();
         services.RemoveAll<IRunLeases>().AddSingleton<IRunLeases>(sp => sp.GetRequiredService<PostgresRunLeases>());

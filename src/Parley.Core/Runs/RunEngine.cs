@@ -140,23 +140,30 @@ public sealed partial class RunEngine(
                 _scheduled.TryGetValue(threadId, out var seen);
                 while (!_stopping.IsCancellationRequested)
                 {
-                    // The thread's last sequence is read before the claim: if the thread is unchanged when the run starts
-                    // (same sequence, under the thread's lock), the run is still pending — no cancel or rollback touched it
-                    // in between, since every change appends an event.
-                    if (await threads.GetThreadAsync(threadId, CancellationToken.None) is not { } thread) break; // deleted
-                    var claim = await leases.ClaimNextAsync(threadId, CancellationToken.None);
-                    if (claim.Abandoned is { } abandoned)
-                    {
-                        // The documented policy for a run whose node died mid-run: it ends as an error, with an event
-                        // that says why, and the thread takes its next message. It is not re-run (its model calls and
-                        // tool calls may have had effects already).
-                        Log.RunAbandoned(logger, abandoned.Id);
-                        await FailAsync(abandoned, AbandonedRunError, null, CancellationToken.None);
-                        continue;
-                    }
-                    if (claim.Run is not { } run) break;
+                    // A slot first, then the claim: a node that cannot start a run now does not hold one. A claim is not
+                    // renewed before its run starts, so a claim that waited for a slot longer than a lease could be taken
+                    // over by another node while this one starts the run anyway; and on a shared store a node with a
+                    // free slot takes the run meanwhile.
                     await _slots.WaitAsync(CancellationToken.None);
-                    try { await ExecuteRunAsync(run, thread.LastSequence); }
+                    try
+                    {
+                        // The thread's last sequence is read before the claim: if the thread is unchanged when the run
+                        // starts (same sequence, under the thread's lock), the run is still pending — no cancel or
+                        // rollback touched it in between, since every change appends an event.
+                        if (await threads.GetThreadAsync(threadId, CancellationToken.None) is not { } thread) break; // deleted
+                        var claim = await leases.ClaimNextAsync(threadId, CancellationToken.None);
+                        if (claim.Abandoned is { } abandoned)
+                        {
+                            // The documented policy for a run whose node died mid-run: it ends as an error, with an event
+                            // that says why, and the thread takes its next message. It is not re-run (its model calls and
+                            // tool calls may have had effects already).
+                            Log.RunAbandoned(logger, abandoned.Id);
+                            await FailAsync(abandoned, AbandonedRunError, null, CancellationToken.None);
+                            continue;
+                        }
+                        if (claim.Run is not { } run) break;
+                        await ExecuteRunAsync(run, thread.LastSequence);
+                    }
                     catch (KeyNotFoundException) { break; } // the thread was deleted while its run executed
                     finally { _slots.Release(); }
                 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Parley.Server.Hosting;
 using Parley.Tests.Infrastructure;
 
@@ -22,6 +23,33 @@ public sealed class ClusterConfigurationTests(PostgresServer postgres)
         Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
         Assert.Equal("Degraded", await health.Content.ReadAsStringAsync());
         await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task With_a_PostgreSQL_connection_string_every_store_is_PostgreSQL_and_nothing_of_SQLite_is_registered()
+    {
+        if (postgres.SkipReason is { } reason) Assert.Skip(reason);
+        var database = await postgres.CreateDatabaseAsync();
+        IServiceCollection registered = null!;
+        await using var app = ParleyApplication.Build(["--urls=http://127.0.0.1:0", $"--ConnectionStrings:Postgres={database}",
+            "--Parley:Demo:PrintBanner=false", "--Logging:LogLevel:Default=None"], builder => registered = builder.Services);
+
+        var store = app.Services.GetRequiredService<Parley.Storage.Postgres.PostgresStore>();
+        Assert.Same(store, app.Services.GetRequiredService<Parley.Core.Storage.IOrganizationStore>());
+        Assert.Same(store, app.Services.GetRequiredService<Parley.Core.Storage.IAgentStore>());
+        Assert.Same(store, app.Services.GetRequiredService<Parley.Core.Storage.IPublishableKeyStore>());
+        Assert.Same(store, app.Services.GetRequiredService<Parley.Core.Storage.IThreadStore>());
+        Assert.IsType<Parley.Storage.Postgres.PostgresRunLeases>(app.Services.GetRequiredService<Parley.Core.Runs.IRunLeases>());
+        // No registration comes from the SQLite assembly (types, instances or factories).
+        var sqlite = typeof(Parley.Storage.Sqlite.SqliteStore).Assembly;
+        Assert.False(app.Services.GetRequiredService<IServiceProviderIsService>().IsService(typeof(Parley.Storage.Sqlite.SqliteStore)));
+        Assert.DoesNotContain(registered, d => new[]
+        {
+            d.ServiceType,
+            d.IsKeyedService ? d.KeyedImplementationType : d.ImplementationType,
+            (d.IsKeyedService ? d.KeyedImplementationInstance : d.ImplementationInstance)?.GetType(),
+            (d.IsKeyedService ? d.KeyedImplementationFactory?.Method : d.ImplementationFactory?.Method)?.DeclaringType,
+        }.Any(t => t?.Assembly == sqlite));
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Net.ServerSentEvents;
 using System.Text;
 using Npgsql;
 using Parley.Core.Runs;
+using Parley.Tests.AgentServer;
 using Parley.Tests.Infrastructure;
 
 namespace Parley.Tests.Cluster;
@@ -37,7 +38,7 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         if (_agents.Length > 0) try { Directory.Delete(_agents, recursive: true); } catch (IOException) { }
     }
 
-    private async Task<(ParleyNode[] Nodes, string Database)> StartClusterAsync(int count, int replyTokens, double tokenDelayMs)
+    private async Task<(ParleyNode[] Nodes, string Database)> StartClusterAsync(int count, int replyTokens, double tokenDelayMs, params string[] more)
     {
         var database = await postgres.CreateDatabaseAsync();
         string[] settings =
@@ -46,6 +47,7 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
             "--Parley:Models:slow:Provider=scripted", $"--Parley:Models:slow:ScriptedTokens={replyTokens}",
             $"--Parley:Models:slow:ScriptedDelayMs={tokenDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
             "--Parley:Runs:LeaseSeconds=3", "--Parley:Runs:PollSeconds=0.5",
+            .. more, // later keys win
         ];
         // All at once: they migrate the empty database and publish the agent files concurrently.
         var nodes = await Task.WhenAll(Enumerable.Range(1, count).Select(i => ParleyNode.StartAsync($"node{i}", _agents, settings)));
@@ -133,6 +135,98 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         AssertGapFree(events, from: 1);
         Assert.Equal("run.completed", events[^1].EventType);
         Assert.Equal(ExpectedText(tokens), string.Concat(events.Where(e => e.EventType == "message.delta").Select(e => e.Json().GetProperty("delta").GetString())));
+    }
+
+    [Fact]
+    public async Task An_agent_server_cancel_sent_to_another_node_stops_the_run_where_it_executes()
+    {
+        var (nodes, database) = await StartClusterAsync(2, 4000, 25); // a 100-second reply: only a cancel ends it in time
+        var assistant = SlowAgent.ToString();
+        var threadId = await nodes[0].Client.CreateAgentServerThreadAsync();
+
+        // interrupt: the run ends interrupted, its input stays.
+        var first = (await nodes[0].Client.CreateRunAsync(threadId, assistant, "first story")).GetProperty("run_id").GetString()!;
+        var (executing, other) = await ExecutingNodeAsync(nodes, database, threadId, first);
+        await using (var joined = await executing.Client.JoinRunAsync(threadId, first, query: "stream_mode=messages-tuple"))
+        {
+            await joined.ReadAsync(3); // metadata and the first deltas: the model is streaming on the executing node
+            var (status, _) = await other.Client.SendJsonAsync(HttpMethod.Post, $"/threads/{threadId}/runs/{first}/cancel?wait=1&action=interrupt");
+            Assert.Equal(System.Net.HttpStatusCode.NoContent, status);
+            Assert.All(await joined.ReadToEndAsync(), e => Assert.Equal("messages", e.EventType)); // its stream ended, without an error
+        }
+        foreach (var node in nodes)
+            Assert.Equal("interrupted", (await node.Client.OkJsonAsync(HttpMethod.Get, $"/threads/{threadId}/runs/{first}")).GetProperty("status").GetString());
+        // The partial reply was stored by the engine that streamed it (only that node has its text).
+        Assert.Equal(1L, await CountAsync(database, $"SELECT COUNT(*) FROM messages WHERE run_id = '{first}' AND direction = 'OUTBOUND' AND status = 'FAILED' AND body LIKE 'token1 token2%'"));
+        var values = (await other.Client.OkJsonAsync(HttpMethod.Get, $"/threads/{threadId}/state")).GetProperty("values").GetProperty("messages");
+        Assert.Equal(["first story"], values.EnumerateArray().Select(m => m.GetProperty("content").GetString()));
+
+        // rollback: the run and its messages are gone on every node; the thread takes the next run.
+        var second = (await nodes[1].Client.CreateRunAsync(threadId, assistant, "second story")).GetProperty("run_id").GetString()!;
+        (executing, other) = await ExecutingNodeAsync(nodes, database, threadId, second);
+        var (rolledBack, _) = await other.Client.SendJsonAsync(HttpMethod.Post, $"/threads/{threadId}/runs/{second}/cancel?wait=1&action=rollback");
+        Assert.Equal(System.Net.HttpStatusCode.NoContent, rolledBack);
+        foreach (var node in nodes)
+        {
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await node.Client.SendJsonAsync(HttpMethod.Get, $"/threads/{threadId}/runs/{second}")).Status);
+            Assert.Equal([first], (await node.Client.OkJsonAsync(HttpMethod.Get, $"/threads/{threadId}/runs")).EnumerateArray().Select(r => r.GetProperty("run_id").GetString()));
+        }
+        Assert.Equal(0L, await CountAsync(database, "SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running')"));
+        // What remains is the interrupted run's: its input and the FAILED reply with the text so far.
+        Assert.Equal(0L, await CountAsync(database, $"SELECT COUNT(*) FROM messages WHERE run_id = '{second}'"));
+        Assert.Equal(2L, await CountAsync(database, $"SELECT COUNT(*) FROM messages WHERE run_id = '{first}'"));
+    }
+
+    [Fact]
+    public async Task A_node_with_no_free_run_slot_leaves_a_new_run_to_a_node_that_has_one()
+    {
+        var quick = Guid.NewGuid();
+        TestAgents.Write(_agents, "quick.yaml", $"""
+            id: {quick}
+            name: Quick
+            mode: PROMPT
+            model: quick
+            instructions: Answer.
+            """);
+        // One run at a time per node; leases long enough that a claim held while waiting for a slot would stall the run.
+        var (nodes, database) = await StartClusterAsync(2, 4000, 25, "--Parley:Runs:MaxConcurrentRuns=1", "--Parley:Runs:LeaseSeconds=60",
+            "--Parley:Models:quick:Provider=scripted", "--Parley:Models:quick:ScriptedTokens=3", "--Parley:Models:quick:ScriptedDelayMs=1");
+        var busyThread = (await nodes[0].Client.CreateThreadAsync(SlowAgent)).GetProperty("id").GetString()!;
+        await using (var busyStream = await SseStream.OpenAsync(nodes[0].Client, busyThread, events: "all"))
+        {
+            await nodes[0].Client.SendAsync(busyThread, "a 100-second reply");
+            await busyStream.ReadUntilAsync(e => e.EventType == "message.delta", timeoutSeconds: 30);
+        }
+        var owner = await LeaseOwnerAsync(database, Guid.Parse(busyThread));
+        var busy = nodes.Single(n => n.NodeId == owner);
+        var free = nodes.Single(n => n != busy);
+
+        // Posted on the busy node, which schedules it at once but has no slot: the other node executes it.
+        var thread = (await busy.Client.CreateThreadAsync(quick)).GetProperty("id").GetString()!;
+        await using var stream = await SseStream.OpenAsync(busy.Client, thread, events: "all");
+        await busy.Client.SendAsync(thread, "hello");
+        var events = await stream.ReadUntilAsync(e => e.EventType is "run.completed" or "run.failed", timeoutSeconds: 30);
+
+        Assert.Equal("run.completed", events[^1].EventType);
+        Assert.Equal(free.NodeId, await ScalarAsync<string>(database, $"SELECT lease_owner FROM runs WHERE thread_id = '{thread}'"));
+        Assert.Equal(busy.NodeId, await LeaseOwnerAsync(database, Guid.Parse(busyThread))); // the long reply still runs there
+    }
+
+    private static async Task<T> ScalarAsync<T>(string database, string sql)
+    {
+        await using var connection = new NpgsqlConnection(database);
+        await connection.OpenAsync();
+        await using var query = new NpgsqlCommand(sql, connection);
+        return (T)(await query.ExecuteScalarAsync())!;
+    }
+
+    // Waits until the run executes (bounded), and returns the node whose lease it holds and the other one.
+    private static async Task<(ParleyNode Executing, ParleyNode Other)> ExecutingNodeAsync(ParleyNode[] nodes, string database, string threadId, string runId)
+    {
+        await nodes[1].Client.WaitForRunAsync(threadId, runId, s => s == "running");
+        var owner = await LeaseOwnerAsync(database, Guid.Parse(threadId));
+        var executing = nodes.Single(n => n.NodeId == owner);
+        return (executing, nodes.Single(n => n != executing));
     }
 
     private static string ExpectedText(int tokens) =>

@@ -28,7 +28,7 @@ public sealed class PostgresThreadStoreTests(PostgresServer postgres) : ThreadSt
     {
         var bus = new InProcessThreadEventBus();
         var store = new PostgresStore(Options.Create(new PostgresStoreOptions { ConnectionString = connectionString }), bus, TimeProvider.System, NewMetrics());
-        return new StoreUnderTest(store, store, store, bus, new Owner(store, connectionString));
+        return new StoreUnderTest(store, store, store, store, bus, new Owner(store, connectionString));
     }
 
     [Fact]

@@ -20,7 +20,7 @@ public sealed class SqliteThreadStoreTests : ThreadStoreConformanceTests
     {
         var bus = new InProcessThreadEventBus();
         var store = new SqliteStore(Options.Create(new SqliteStoreOptions { ConnectionString = $"Data Source={path}" }), bus, TimeProvider.System, NewMetrics());
-        return new StoreUnderTest(store, store, store, bus, new Owner(store, folder));
+        return new StoreUnderTest(store, store, store, store, bus, new Owner(store, folder));
     }
 
     private sealed record Owner(SqliteStore Store, string? Folder) : IAsyncDisposable

@@ -11,8 +11,9 @@ using Parley.Core.Threads;
 
 namespace Parley.Tests.Storage;
 
-/// <summary>One store as a node sees it: the three store interfaces on one object, and the bus it publishes to.</summary>
-public sealed record StoreUnderTest(IOrganizationStore Organizations, IAgentStore Agents, IThreadStore Threads, InProcessThreadEventBus Bus, IAsyncDisposable Owner);
+/// <summary>One store as a node sees it: the store interfaces on one object, and the bus it publishes to.</summary>
+public sealed record StoreUnderTest(
+    IOrganizationStore Organizations, IAgentStore Agents, IThreadStore Threads, IPublishableKeyStore PublishableKeys, InProcessThreadEventBus Bus, IAsyncDisposable Owner);
 
 /// <summary>
 /// What every store must do, written once and run unchanged against each implementation (STYLE.md: conformance tests
@@ -176,7 +177,7 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         var runs = new List<Run>();
         for (var i = 0; i < 3; i++)
             runs.Add(await Threads.UpdateThreadAsync(thread.Id, change => change.SaveRun(
-                new Run(Guid.CreateVersion7(), thread.Id, thread.OrganizationId, thread.AgentVersionId, null, RunStatus.pending, change.Now, null, null, null),
+                new Run(Guid.CreateVersion7(), thread.Id, thread.OrganizationId, thread.AgentVersionId!.Value, null, RunStatus.pending, change.Now, null, null, null),
                 ThreadEventTypes.RunQueued)));
 
         Assert.Equal(runs[0].Id, (await Threads.GetNextPendingRunAsync(thread.Id))!.Id);
@@ -343,6 +344,290 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
 
         Assert.Single(results, r => r.Published);
         Assert.Single(results.Select(r => r.Version.Id).Distinct());
+    }
+
+    // ---- The agent-server dialect: threads without an agent, listing, deletion, rollback ----
+
+    private static ThreadChange NewThreadAt(Guid organizationId, Guid? agentId, Guid? versionId, IReadOnlyDictionary<string, string> metadata, DateTimeOffset createdAt)
+    {
+        var thread = new ChatThread
+        {
+            Id = Guid.CreateVersion7(),
+            OrganizationId = organizationId,
+            AgentId = agentId,
+            AgentVersionId = versionId,
+            Metadata = metadata,
+            CreatedAt = createdAt,
+            UpdatedAt = createdAt,
+            WindowExpiresAt = createdAt.AddHours(1),
+        };
+        var change = new ThreadChange(thread, createdAt);
+        change.AppendRaw(ThreadEventTypes.ThreadCreated, null, "{}");
+        return change;
+    }
+
+    private async Task<ChatThread> CreateThreadAtAsync(Guid organizationId, Guid? agentId, Guid? versionId, IReadOnlyDictionary<string, string> metadata, DateTimeOffset createdAt)
+    {
+        var change = NewThreadAt(organizationId, agentId, versionId, metadata, createdAt);
+        await Threads.CreateThreadAsync(change);
+        return change.Thread;
+    }
+
+    private static Dictionary<string, string> Pairs(params (string Key, string Value)[] pairs) => pairs.ToDictionary(p => p.Key, p => p.Value);
+
+    private static ThreadQuery QueryOf(Guid organizationId, Guid? agentId = null, IReadOnlyDictionary<string, string>? metadata = null,
+        IReadOnlyList<Guid>? ids = null, int limit = 100, int offset = 0) =>
+        new(organizationId, agentId, metadata ?? new Dictionary<string, string>(), ids, limit, offset);
+
+    private async Task<Run> AddRunAsync(ChatThread thread, Guid versionId, RunStatus status = RunStatus.pending) =>
+        await Threads.UpdateThreadAsync(thread.Id, change => change.SaveRun(
+            new Run(Guid.CreateVersion7(), thread.Id, thread.OrganizationId, versionId, null, status, change.Now, null, null, null), ThreadEventTypes.RunQueued));
+
+    [Fact]
+    public async Task Threads_are_listed_newest_first_per_organization_by_agent_metadata_and_ids_in_pages()
+    {
+        var (organization, agent, version) = await SeedAsync();
+        var (other, otherAgent, otherVersion) = await SeedAsync();
+        var (secondAgent, secondVersion, _) = await _store.Agents.PublishAsync(organization.Id, Guid.NewGuid(), new AgentDefinition { Name = "Second" }, "hash-2");
+        var start = new DateTimeOffset(2026, 11, 25, 8, 0, 0, TimeSpan.Zero);
+        var t1 = await CreateThreadAtAsync(organization.Id, agent.Id, version.Id, Pairs(("user", "u1"), ("source", "test")), start);
+        var t2 = await CreateThreadAtAsync(organization.Id, secondAgent.Id, secondVersion.Id, Pairs(("user", "u2")), start.AddSeconds(1));
+        var t3 = await CreateThreadAtAsync(organization.Id, null, null, Pairs(("user", "u1")), start.AddSeconds(2));
+        var t4 = await CreateThreadAtAsync(organization.Id, agent.Id, version.Id, Pairs(("user", "u1"), ("a.b", "x y")), start.AddSeconds(3));
+        var foreign = await CreateThreadAtAsync(other.Id, otherAgent.Id, otherVersion.Id, Pairs(("user", "u1"), ("source", "test")), start.AddSeconds(4));
+
+        async Task<Guid[]> Listed(ThreadQuery query) => [.. (await Threads.ListThreadsAsync(query)).Select(t => t.Id)];
+
+        Assert.Equal([t4.Id, t3.Id, t2.Id, t1.Id], await Listed(QueryOf(organization.Id)));
+        Assert.Equal([foreign.Id], await Listed(QueryOf(other.Id)));
+        Assert.Empty(await Listed(QueryOf(Guid.NewGuid())));
+        // By agent: a thread without an agent yet is not one of the agent's.
+        Assert.Equal([t4.Id, t1.Id], await Listed(QueryOf(organization.Id, agent.Id)));
+        Assert.Equal([t2.Id], await Listed(QueryOf(organization.Id, secondAgent.Id)));
+        Assert.Empty(await Listed(QueryOf(organization.Id, otherAgent.Id)));
+        // By metadata: every pair, exact values, keys taken literally (a dot is no path).
+        Assert.Equal([t4.Id, t3.Id, t1.Id], await Listed(QueryOf(organization.Id, metadata: Pairs(("user", "u1")))));
+        Assert.Equal([t1.Id], await Listed(QueryOf(organization.Id, metadata: Pairs(("user", "u1"), ("source", "test")))));
+        Assert.Equal([t4.Id], await Listed(QueryOf(organization.Id, metadata: Pairs(("a.b", "x y")))));
+        Assert.Empty(await Listed(QueryOf(organization.Id, metadata: Pairs(("user", "u")))));
+        Assert.Empty(await Listed(QueryOf(organization.Id, metadata: Pairs(("a", "x y")))));
+        Assert.Equal([t1.Id], await Listed(QueryOf(organization.Id, agent.Id, Pairs(("source", "test")))));
+        // By ids: another organization's id is not listed; an empty list lists nothing.
+        Assert.Equal([t3.Id, t1.Id], await Listed(QueryOf(organization.Id, ids: [t1.Id, t3.Id, foreign.Id, Guid.NewGuid()])));
+        Assert.Empty(await Listed(QueryOf(organization.Id, ids: [])));
+        // Pages.
+        Assert.Equal([t4.Id, t3.Id], await Listed(QueryOf(organization.Id, limit: 2)));
+        Assert.Equal([t2.Id, t1.Id], await Listed(QueryOf(organization.Id, limit: 2, offset: 2)));
+        Assert.Equal([t1.Id], await Listed(QueryOf(organization.Id, limit: 2, offset: 3)));
+        Assert.Empty(await Listed(QueryOf(organization.Id, limit: 2, offset: 4)));
+        // Listed threads read back whole.
+        var listed = (await Threads.ListThreadsAsync(QueryOf(organization.Id, ids: [t3.Id, t4.Id]))).ToDictionary(t => t.Id);
+        Assert.Null(listed[t3.Id].AgentId);
+        Assert.Null(listed[t3.Id].AgentVersionId);
+        Assert.Equal(version.Id, listed[t4.Id].AgentVersionId);
+        Assert.Equal("x y", listed[t4.Id].Metadata["a.b"]);
+        AssertCloseTime(start.AddSeconds(3), listed[t4.Id].CreatedAt);
+    }
+
+    [Fact]
+    public async Task A_thread_created_without_an_agent_gets_one_with_a_later_update()
+    {
+        var (organization, agent, version) = await SeedAsync();
+        var thread = await CreateThreadAtAsync(organization.Id, null, null, Pairs(), DateTimeOffset.UtcNow);
+
+        var read = await Threads.GetThreadAsync(thread.Id);
+        Assert.Null(read!.AgentId);
+        Assert.Null(read.AgentVersionId);
+        Assert.Empty(await Threads.ListThreadsAsync(QueryOf(organization.Id, agent.Id)));
+
+        await Threads.UpdateThreadAsync(thread.Id, change =>
+        {
+            change.Thread = change.Thread with { AgentId = agent.Id, AgentVersionId = version.Id };
+            change.SaveRun(new Run(Guid.CreateVersion7(), thread.Id, organization.Id, version.Id, null, RunStatus.pending, change.Now, null, null, null), ThreadEventTypes.RunQueued);
+            return true;
+        });
+
+        var assigned = await Threads.GetThreadAsync(thread.Id);
+        Assert.Equal(agent.Id, assigned!.AgentId);
+        Assert.Equal(version.Id, assigned.AgentVersionId);
+        Assert.Equal([thread.Id], (await Threads.ListThreadsAsync(QueryOf(organization.Id, agent.Id))).Select(t => t.Id));
+    }
+
+    [Fact]
+    public async Task Runs_of_a_thread_are_listed_newest_first_in_pages()
+    {
+        var (organization, agent, version) = await SeedAsync();
+        var thread = await CreateThreadAtAsync(organization.Id, agent.Id, version.Id, Pairs(), DateTimeOffset.UtcNow);
+        var neighbour = await CreateThreadAtAsync(organization.Id, agent.Id, version.Id, Pairs(), DateTimeOffset.UtcNow);
+        var runs = new List<Run>();
+        for (var i = 0; i < 3; i++)
+        {
+            runs.Add(await AddRunAsync(thread, version.Id));
+            await AddRunAsync(neighbour, version.Id);
+        }
+        // Updating a run does not move it.
+        await Threads.UpdateThreadAsync(thread.Id, change => change.SaveRun(runs[0] with { Status = RunStatus.success, StartedAt = change.Now, EndedAt = change.Now }, ThreadEventTypes.RunCompleted));
+
+        var all = await Threads.ListRunsAsync(thread.Id, 10, 0);
+        Assert.Equal([runs[2].Id, runs[1].Id, runs[0].Id], all.Select(r => r.Id));
+        Assert.Equal(RunStatus.success, all[2].Status);
+        Assert.Equal([runs[1].Id], (await Threads.ListRunsAsync(thread.Id, 1, 1)).Select(r => r.Id));
+        Assert.Empty(await Threads.ListRunsAsync(thread.Id, 10, 3));
+        Assert.Empty(await Threads.ListRunsAsync(Guid.NewGuid(), 10, 0));
+    }
+
+    [Fact]
+    public async Task Deleting_a_thread_removes_its_events_messages_and_runs_and_nothing_of_another_organization()
+    {
+        async Task<(ChatThread Thread, ThreadMessage Message, Run Run)> Populated()
+        {
+            var (organization, agent, version) = await SeedAsync();
+            var thread = await CreateThreadAtAsync(organization.Id, agent.Id, version.Id, Pairs(("k", "v")), DateTimeOffset.UtcNow);
+            var run = await AddRunAsync(thread, version.Id);
+            var message = await Threads.UpdateThreadAsync(thread.Id, change => change.AddMessage(Message(change, thread, "hi") with { RunId = run.Id }));
+            return (thread, message, run);
+        }
+        var doomed = await Populated();
+        var kept = await Populated();
+
+        Assert.True(await Threads.DeleteThreadAsync(doomed.Thread.Id));
+
+        Assert.Null(await Threads.GetThreadAsync(doomed.Thread.Id));
+        Assert.Empty(await Threads.ReadEventsAsync(doomed.Thread.Id, 0, 100));
+        Assert.Empty(await Threads.ListMessagesAsync(doomed.Thread.Id, 0, 100));
+        Assert.Null(await Threads.GetMessageAsync(doomed.Message.Id));
+        Assert.Null(await Threads.GetRunAsync(doomed.Run.Id));
+        Assert.Empty(await Threads.ListRunsAsync(doomed.Thread.Id, 10, 0));
+        Assert.Empty(await Threads.ListThreadsAsync(QueryOf(doomed.Thread.OrganizationId)));
+        Assert.DoesNotContain((await Threads.ListUnfinishedRunsAsync()), r => r.Id == doomed.Run.Id);
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => Threads.UpdateThreadAsync(doomed.Thread.Id, change => change.AppendRaw(ThreadEventTypes.MessageDelta, null, "{}")));
+        Assert.False(await Threads.DeleteThreadAsync(doomed.Thread.Id));
+        Assert.False(await Threads.DeleteThreadAsync(Guid.NewGuid()));
+
+        Assert.Equal(3, (await Threads.ReadEventsAsync(kept.Thread.Id, 0, 100)).Count);
+        Assert.Equal(kept.Message.Id, Assert.Single(await Threads.ListMessagesAsync(kept.Thread.Id, 0, 100)).Id);
+        Assert.Equal(kept.Run.Id, (await Threads.GetRunAsync(kept.Run.Id))!.Id);
+        Assert.Equal([kept.Thread.Id], (await Threads.ListThreadsAsync(QueryOf(kept.Thread.OrganizationId))).Select(t => t.Id));
+    }
+
+    [Fact]
+    public async Task A_thread_deleted_while_another_node_appends_to_it_leaves_nothing_behind()
+    {
+        var second = await OpenSecondAsync(_store);
+        _owned.Add(second.Owner);
+        var thread = await CreateThreadAsync();
+        var writing = new TaskCompletionSource();
+        const int writers = 4;
+
+        var appends = Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        {
+            // Each writer appends until the thread is gone (bounded: a store that never deletes fails the test).
+            for (var i = 0; i < 100_000; i++)
+            {
+                try
+                {
+                    await second.Threads.UpdateThreadAsync(thread.Id, change => change.AddMessage(Message(change, thread, $"{w}/{i}")));
+                }
+                catch (KeyNotFoundException)
+                {
+                    return;
+                }
+                if (i == 5) writing.TrySetResult();
+            }
+            Assert.Fail("The thread was never deleted.");
+        })).ToList();
+        await writing.Task;
+
+        Assert.True(await Threads.DeleteThreadAsync(thread.Id));
+        await Task.WhenAll(appends);
+
+        Assert.Null(await second.Threads.GetThreadAsync(thread.Id));
+        Assert.Empty(await second.Threads.ReadEventsAsync(thread.Id, 0, 10));
+        Assert.Empty(await second.Threads.ListMessagesAsync(thread.Id, 0, 10));
+    }
+
+    [Fact]
+    public async Task Rolling_back_a_run_deletes_it_with_its_messages_and_keeps_the_log()
+    {
+        var (organization, agent, version) = await SeedAsync();
+        var thread = await CreateThreadAtAsync(organization.Id, agent.Id, version.Id, Pairs(), DateTimeOffset.UtcNow);
+        var kept = await AddRunAsync(thread, version.Id);
+        var rolledBack = await AddRunAsync(thread, version.Id, RunStatus.running);
+        await Threads.UpdateThreadAsync(thread.Id, change =>
+        {
+            change.AddMessage(Message(change, thread, "first question") with { RunId = kept.Id });
+            change.AddMessage(Message(change, thread, "first answer") with { RunId = kept.Id, Direction = MessageDirection.OUTBOUND, Status = MessageStatus.SENT });
+            change.AddMessage(Message(change, thread, "second question") with { RunId = rolledBack.Id });
+            change.AddMessage(Message(change, thread, "half an answer") with { RunId = rolledBack.Id, Direction = MessageDirection.OUTBOUND, Status = MessageStatus.SENT });
+            return true;
+        });
+        var before = (await Threads.ReadEventsAsync(thread.Id, 0, 100)).Count;
+
+        await Threads.UpdateThreadAsync(thread.Id, change => { change.RollBackRun(rolledBack); return true; });
+
+        Assert.Null(await Threads.GetRunAsync(rolledBack.Id));
+        Assert.Equal([kept.Id], (await Threads.ListRunsAsync(thread.Id, 10, 0)).Select(r => r.Id));
+        Assert.Equal(["first question", "first answer"], (await Threads.ListMessagesAsync(thread.Id, 0, 100)).Select(m => m.MessageBody));
+        var events = await Threads.ReadEventsAsync(thread.Id, 0, 100);
+        Assert.Equal(before + 1, events.Count);
+        Assert.Equal(ThreadEventTypes.RunRolledBack, events[^1].Type);
+        Assert.Equal(rolledBack.Id, events[^1].RunId);
+    }
+
+    // ---- Publishable keys of the widget ----
+
+    private static PublishableKey NewPublishableKey(Guid organizationId, Guid agentId, string name, DateTimeOffset createdAt, params string[] origins) =>
+        new(Guid.NewGuid(), organizationId, agentId, name, PublishableKeys.GenerateKey(), origins, PublishableKeys.GenerateTokenSecret(), createdAt, null);
+
+    [Fact]
+    public async Task Publishable_keys_are_added_once_found_until_revoked_and_listed_per_organization()
+    {
+        var keys = _store.PublishableKeys;
+        var (organization, agent, _) = await SeedAsync();
+        var (other, otherAgent, _) = await SeedAsync();
+        var start = new DateTimeOffset(2026, 11, 25, 8, 0, 0, TimeSpan.Zero);
+        var docs = NewPublishableKey(organization.Id, agent.Id, "docs site", start, "https://example.com", "http://localhost:8080", PublishableKeys.SelfOrigin);
+        var shop = NewPublishableKey(organization.Id, agent.Id, "shop", start.AddMinutes(1), "https://shop.example.com");
+        var foreign = NewPublishableKey(other.Id, otherAgent.Id, "theirs", start.AddMinutes(2), "https://other.example");
+
+        Assert.True(await keys.AddPublishableKeyAsync(docs));
+        Assert.True(await keys.AddPublishableKeyAsync(shop));
+        Assert.True(await keys.AddPublishableKeyAsync(foreign));
+        // Duplicates (the same key value, or the same id) are left as they are.
+        Assert.False(await keys.AddPublishableKeyAsync(docs));
+        Assert.False(await keys.AddPublishableKeyAsync(docs with { Id = Guid.NewGuid(), Name = "copy" }));
+        Assert.False(await keys.AddPublishableKeyAsync(docs with { Key = PublishableKeys.GenerateKey(), Name = "copy" }));
+
+        var found = await keys.FindPublishableKeyAsync(docs.Key);
+        Assert.NotNull(found);
+        Assert.Equal(docs.Id, found.Id);
+        Assert.Equal(organization.Id, found.OrganizationId);
+        Assert.Equal(agent.Id, found.AgentId);
+        Assert.Equal("docs site", found.Name);
+        Assert.Equal(docs.AllowedOrigins, found.AllowedOrigins);
+        Assert.Equal(docs.TokenSecret, found.TokenSecret);
+        AssertCloseTime(start, found.CreatedAt);
+        Assert.Null(found.RevokedAt);
+        Assert.Null(await keys.FindPublishableKeyAsync(PublishableKeys.GenerateKey()));
+        Assert.Equal([docs.Id, shop.Id], (await keys.ListPublishableKeysAsync(organization.Id)).Select(k => k.Id));
+        Assert.Equal([foreign.Id], (await keys.ListPublishableKeysAsync(other.Id)).Select(k => k.Id));
+
+        // Another organization cannot revoke it.
+        Assert.Null(await keys.RevokePublishableKeyAsync(other.Id, docs.Id, start.AddHours(1)));
+        Assert.NotNull(await keys.FindPublishableKeyAsync(docs.Key));
+        Assert.Null(await keys.RevokePublishableKeyAsync(organization.Id, Guid.NewGuid(), start.AddHours(1)));
+
+        var revoked = await keys.RevokePublishableKeyAsync(organization.Id, docs.Id, start.AddHours(1));
+        AssertCloseTime(start.AddHours(1), revoked!.RevokedAt);
+        Assert.Null(await keys.FindPublishableKeyAsync(docs.Key));
+        Assert.NotNull(await keys.FindPublishableKeyAsync(shop.Key));
+        // A revoked key stays revoked at its first time, and is still listed.
+        var again = await keys.RevokePublishableKeyAsync(organization.Id, docs.Id, start.AddHours(2));
+        AssertCloseTime(start.AddHours(1), again!.RevokedAt);
+        var listed = await keys.ListPublishableKeysAsync(organization.Id);
+        Assert.Equal([docs.Id, shop.Id], listed.Select(k => k.Id));
+        AssertCloseTime(start.AddHours(1), listed[0].RevokedAt);
+        Assert.Null(listed[1].RevokedAt);
     }
 
     private static ThreadMessage Message(ThreadChange change, ChatThread thread, string text) => new()
