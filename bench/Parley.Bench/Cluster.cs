@@ -4,6 +4,8 @@ using System.Net.Http.Json;
 using System.Net.ServerSentEvents;
 using System.Text.Json;
 
+using static Parley.Bench.BenchClient;
+
 namespace Parley.Bench;
 
 /// <summary>
@@ -194,43 +196,6 @@ internal static class Cluster
         return 0;
     }
 
-    private static HttpClient NewClient(Uri address) => new(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
-    {
-        BaseAddress = address,
-        Timeout = TimeSpan.FromMinutes(10),
-        DefaultRequestHeaders = { { "X-API-Key", ParleyProcess.ApiKey } },
-    };
-
-    private static async Task<string> CreateThreadAsync(HttpClient http, Guid agent)
-    {
-        var response = await http.PostAsJsonAsync("/api/v1/threads/web", new { agentId = agent });
-        response.EnsureSuccessStatusCode();
-        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("thread").GetProperty("id").GetString()!;
-    }
-
-    private static async Task PostAsync(HttpClient http, string thread, string text) =>
-        (await http.PostAsJsonAsync($"/api/v1/threads/{thread}/messages", new { message = text })).EnsureSuccessStatusCode();
-
-    private static async Task<HttpResponseMessage> OpenAsync(HttpClient http, string path, string? lastEventId)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Get, path);
-        if (lastEventId is not null) request.Headers.Add("Last-Event-ID", lastEventId);
-        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        response.EnsureSuccessStatusCode();
-        return response;
-    }
-
-    private static async Task<int> CountUntilAsync(HttpResponseMessage response, Func<SseItem<string>, bool> until, Func<SseItem<string>, bool> counts)
-    {
-        var n = 0;
-        await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
-        {
-            if (counts(item)) n++;
-            if (until(item)) break;
-        }
-        return n;
-    }
-
     // Opens the thread's stream on one node, posts on another, and reads that run to its end.
     private static async Task<RunFigures> StreamOneRunAsync(HttpClient streamNode, HttpClient postNode, string thread)
     {
@@ -257,12 +222,5 @@ internal static class Cluster
         }
         await items.DisposeAsync();
         return new RunFigures(deltas, first, Math.Max(0.001, (last - first) / 1000), gaps, failed);
-    }
-
-    private static double Percentile(List<double> values, double p)
-    {
-        if (values.Count == 0) return 0;
-        var sorted = values.Order().ToList();
-        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
     }
 }

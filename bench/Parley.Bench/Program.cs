@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Net.ServerSentEvents;
 using System.Text.Json;
+using static Parley.Bench.BenchClient;
 using Parley.Bench;
 
 // Usage: dotnet run -c Release --project bench/Parley.Bench -- [--scenario NAME|all] [--quick] [--concurrency C] [--idle-seconds S] [--server-dll PATH]
@@ -267,43 +268,6 @@ foreach (var (name, figures) in results)
     Console.WriteLine($"{name,-22} {string.Join("  ", figures.Select(f => $"{f.Key}={f.Value.ToString(CultureInfo.InvariantCulture)}"))}");
 return 0;
 
-static HttpClient NewClient(Uri address) => new(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
-{
-    BaseAddress = address,
-    Timeout = TimeSpan.FromMinutes(10),
-    DefaultRequestHeaders = { { "X-API-Key", ParleyProcess.ApiKey } },
-};
-
-static async Task<string> CreateThreadAsync(HttpClient http, Guid agent)
-{
-    var response = await http.PostAsJsonAsync("/api/v1/threads/web", new { agentId = agent });
-    response.EnsureSuccessStatusCode();
-    return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("thread").GetProperty("id").GetString()!;
-}
-
-static async Task PostAsync(HttpClient http, string thread, string text) =>
-    (await http.PostAsJsonAsync($"/api/v1/threads/{thread}/messages", new { message = text })).EnsureSuccessStatusCode();
-
-static async Task<HttpResponseMessage> OpenAsync(HttpClient http, string path, string? lastEventId)
-{
-    var request = new HttpRequestMessage(HttpMethod.Get, path);
-    if (lastEventId is not null) request.Headers.Add("Last-Event-ID", lastEventId);
-    var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-    response.EnsureSuccessStatusCode();
-    return response;
-}
-
-static async Task<int> CountUntilAsync(HttpResponseMessage response, Func<SseItem<string>, bool> until, Func<SseItem<string>, bool> counts)
-{
-    var n = 0;
-    await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
-    {
-        if (counts(item)) n++;
-        if (until(item)) break;
-    }
-    return n;
-}
-
 static async Task<int> CountEventsAsync(HttpClient http, string path, Func<SseItem<string>, bool> until, CancellationToken cancellationToken)
 {
     using var response = await OpenAsync(http, path, null);
@@ -399,13 +363,6 @@ static async Task<double> CompiledMethodsAsync(HttpClient http)
     var text = await http.GetStringAsync("/metrics");
     var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("dotnet_jit_compiled_methods_total", StringComparison.Ordinal));
     return line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
-}
-
-static double Percentile(List<double> values, double p)
-{
-    if (values.Count == 0) return 0;
-    var sorted = values.Order().ToList();
-    return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
 }
 
 static string FindRepositoryRoot()

@@ -1,0 +1,59 @@
+using System.Net.Http.Json;
+using System.Net.ServerSentEvents;
+using System.Text.Json;
+
+namespace Parley.Bench;
+
+/// <summary>The HTTP and SSE calls every scenario makes, single-node (Program.cs) and two-node (Cluster.cs) alike.</summary>
+internal static class BenchClient
+{
+    /// <summary>An HTTP client for the Parley at <paramref name="address"/> with the bench API key, unlimited connections and a 10 min timeout.</summary>
+    public static HttpClient NewClient(Uri address) => new(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
+    {
+        BaseAddress = address,
+        Timeout = TimeSpan.FromMinutes(10),
+        DefaultRequestHeaders = { { "X-API-Key", ParleyProcess.ApiKey } },
+    };
+
+    /// <summary>Creates a web chat thread with <paramref name="agent"/>; returns its id.</summary>
+    public static async Task<string> CreateThreadAsync(HttpClient http, Guid agent)
+    {
+        var response = await http.PostAsJsonAsync("/api/v1/threads/web", new { agentId = agent });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("thread").GetProperty("id").GetString()!;
+    }
+
+    /// <summary>Posts a user message to the thread.</summary>
+    public static async Task PostAsync(HttpClient http, string thread, string text) =>
+        (await http.PostAsJsonAsync($"/api/v1/threads/{thread}/messages", new { message = text })).EnsureSuccessStatusCode();
+
+    /// <summary>Opens a stream (<paramref name="lastEventId"/> as <c>Last-Event-ID</c> when given) and returns once its headers arrived.</summary>
+    public static async Task<HttpResponseMessage> OpenAsync(HttpClient http, string path, string? lastEventId)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (lastEventId is not null) request.Headers.Add("Last-Event-ID", lastEventId);
+        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        response.EnsureSuccessStatusCode();
+        return response;
+    }
+
+    /// <summary>Reads the stream until <paramref name="until"/> holds; returns how many events <paramref name="counts"/> accepted.</summary>
+    public static async Task<int> CountUntilAsync(HttpResponseMessage response, Func<SseItem<string>, bool> until, Func<SseItem<string>, bool> counts)
+    {
+        var n = 0;
+        await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
+        {
+            if (counts(item)) n++;
+            if (until(item)) break;
+        }
+        return n;
+    }
+
+    /// <summary>The <paramref name="p"/> quantile (0–1) of <paramref name="values"/> by the nearest-rank method; 0 when empty.</summary>
+    public static double Percentile(List<double> values, double p)
+    {
+        if (values.Count == 0) return 0;
+        var sorted = values.Order().ToList();
+        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+    }
+}
