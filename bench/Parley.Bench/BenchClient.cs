@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Net.Http.Json;
 using System.Net.ServerSentEvents;
 using System.Text.Json;
@@ -55,5 +57,32 @@ internal static class BenchClient
         if (values.Count == 0) return 0;
         var sorted = values.Order().ToList();
         return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+    }
+
+    /// <summary>
+    /// The resume scenario's measurement: reconnects to the thread's stream with <c>Last-Event-ID</c> at the middle of
+    /// its <paramref name="replyDeltas"/>-delta reply and reads to the run's end. Figures: the log's size, events
+    /// replayed, ms to the first replayed event, replayed events/s and their ratio to <paramref name="ceiling"/> (events/s).
+    /// </summary>
+    public static async Task<Dictionary<string, double>> MeasureResumeAsync(HttpClient reader, string thread, int replyDeltas, double ceiling)
+    {
+        var started = Stopwatch.StartNew();
+        using var response = await OpenAsync(reader, $"/api/v1/threads/{thread}/stream?events=all", (replyDeltas / 2).ToString(CultureInfo.InvariantCulture));
+        double firstMs = 0;
+        var replayed = 0;
+        await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
+        {
+            if (replayed++ == 0) firstMs = started.Elapsed.TotalMilliseconds;
+            if (item.EventType == "run.completed") break;
+        }
+        var seconds = started.Elapsed.TotalSeconds;
+        return new()
+        {
+            ["log_events"] = replyDeltas + 6,
+            ["replayed"] = replayed,
+            ["first_event_ms"] = Math.Round(firstMs, 2),
+            ["replay_events_per_s"] = Math.Round(replayed / seconds),
+            ["ratio_to_ceiling"] = Math.Round(replayed / seconds / ceiling, 3),
+        };
     }
 }

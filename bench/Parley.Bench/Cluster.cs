@@ -168,24 +168,7 @@ internal static class Cluster
                 using var httpB = NewClient(b.Address);
                 var thread = await CreateThreadAsync(httpA, ParleyProcess.StreamingAgent);
                 await StreamOneRunAsync(httpA, httpA, thread);
-                var started = Stopwatch.StartNew();
-                using var response = await OpenAsync(httpB, $"/api/v1/threads/{thread}/stream?events=all", (tokens / 2).ToString(CultureInfo.InvariantCulture));
-                double firstMs = 0;
-                var replayed = 0;
-                await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
-                {
-                    if (replayed++ == 0) firstMs = started.Elapsed.TotalMilliseconds;
-                    if (item.EventType == "run.completed") break;
-                }
-                var seconds = started.Elapsed.TotalSeconds;
-                Report("2n-resume", new()
-                {
-                    ["log_events"] = tokens + 6,
-                    ["replayed"] = replayed,
-                    ["first_event_ms"] = Math.Round(firstMs, 2),
-                    ["replay_events_per_s"] = Math.Round(replayed / seconds),
-                    ["ratio_to_ceiling"] = Math.Round(replayed / seconds / ceiling, 3),
-                });
+                Report("2n-resume", await MeasureResumeAsync(httpB, thread, tokens, ceiling));
             }
         }
 

@@ -241,25 +241,7 @@ if (Wants("resume"))
     using var http = NewClient(parley.Address);
     var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
     await StreamOneRunAsync(http, thread);
-    var middle = tokens / 2;
-    var started = Stopwatch.StartNew();
-    using var response = await OpenAsync(http, $"/api/v1/threads/{thread}/stream?events=all", middle.ToString(CultureInfo.InvariantCulture));
-    double firstMs = 0;
-    var replayed = 0;
-    await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
-    {
-        if (replayed++ == 0) firstMs = started.Elapsed.TotalMilliseconds;
-        if (item.EventType == "run.completed") break;
-    }
-    var seconds = started.Elapsed.TotalSeconds;
-    Report("resume", new()
-    {
-        ["log_events"] = tokens + 6,
-        ["replayed"] = replayed,
-        ["first_event_ms"] = Math.Round(firstMs, 2),
-        ["replay_events_per_s"] = Math.Round(replayed / seconds),
-        ["ratio_to_ceiling"] = Math.Round(replayed / seconds / ceiling, 3),
-    });
+    Report("resume", await MeasureResumeAsync(http, thread, tokens, ceiling));
 }
 
 Console.WriteLine();
