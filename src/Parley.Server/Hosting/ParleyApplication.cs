@@ -25,7 +25,13 @@ public static class ParleyApplication
     /// </summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // appsettings*.json are read once at start, not watched: ASP.NET Core's watcher covers the whole content root
+        // (the working folder, where parley.db lives by default), so it woke for every database write — 7 % of the
+        // server's CPU under load in a perf profile (docs/benchmarks.md). `--hostBuilder:reloadConfigOnChange=true`
+        // (a later argument wins) or the DOTNET_hostBuilder__reloadConfigOnChange variable turns watching back on.
+        var builder = WebApplication.CreateBuilder(Environment.GetEnvironmentVariable("DOTNET_hostBuilder__reloadConfigOnChange") is null
+            ? ["--hostBuilder:reloadConfigOnChange=false", .. args]
+            : args);
         builder.Services.AddParley(builder.Configuration);
         configure?.Invoke(builder);
         var app = builder.Build();
