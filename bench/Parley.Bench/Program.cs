@@ -287,6 +287,8 @@ static async Task<RunFigures> StreamOneRunAsync(HttpClient http, string thread)
         else if (item.EventType == "run.completed") break;
     }
     await items.DisposeAsync();
+    if (Environment.GetEnvironmentVariable("PARLEY_BENCH_DUMP_DELAYS") is { Length: > 0 } dump)
+        await File.WriteAllLinesAsync(dump, delays.Select(d => d.ToString("F3", CultureInfo.InvariantCulture)));
     return new RunFigures(deltas, first, Math.Max(0.001, (last - first) / 1000), delays, failed);
 }
 

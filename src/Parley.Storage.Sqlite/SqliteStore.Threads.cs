@@ -37,6 +37,10 @@ public sealed partial class SqliteStore : IThreadStore
 
     /// <inheritdoc />
     public Task<TResult> UpdateThreadAsync<TResult>(Guid threadId, Func<ThreadChange, TResult> decide, CancellationToken cancellationToken = default) =>
+        UpdateThreadAsync(threadId, decide, WritePriority.Normal, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<TResult> UpdateThreadAsync<TResult>(Guid threadId, Func<ThreadChange, TResult> decide, WritePriority priority, CancellationToken cancellationToken = default) =>
         WriteAsync<TResult>((connection, tx) =>
         {
             var thread = ReadThread(connection, threadId, tx) ?? throw new KeyNotFoundException($"No thread {threadId}.");
@@ -51,7 +55,7 @@ public sealed partial class SqliteStore : IThreadStore
                 update.ExecuteNonQuery();
             WriteChildren(connection, tx, change);
             return (result, change.Events);
-        }, cancellationToken);
+        }, cancellationToken, priority);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<ThreadEvent>> ReadEventsAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default)

@@ -7,7 +7,7 @@ namespace Parley.Core.Threads;
 
 /// <summary>
 /// Everything one atomic write does to a thread: the new thread row, new messages, new or updated runs and the
-/// events that announce them. Built by a decision function that <see cref="Storage.IThreadStore.UpdateThreadAsync{TResult}"/>
+/// events that announce them. Built by a decision function that <see cref="Storage.IThreadStore.UpdateThreadAsync{TResult}(Guid, Func{ThreadChange, TResult}, CancellationToken)"/>
 /// calls with the thread as stored, under the thread's write lock, so sequence numbers and read-modify-write of
 /// state are race-free. A change with no events writes nothing.
 /// </summary>
