@@ -248,32 +248,7 @@ public sealed partial class SqliteStore : IThreadStore
                 ("$inTokens", run.Usage?.InputTokens), ("$outTokens", run.Usage?.OutputTokens));
             upsert.ExecuteNonQuery();
         }
-        using var insertEvent = Command(connection,
-            "INSERT INTO thread_events (thread_id, sequence, type, run_id, created_at, data) VALUES ($thread, $sequence, $type, $run, $created, $data)", tx,
-            ("$thread", null), ("$sequence", null), ("$type", null), ("$run", null), ("$created", null), ("$data", null));
-        // The events of one change share the thread and the time, and mostly the run: format those once, not per event.
-        var parameters = insertEvent.Parameters;
-        var (threadParameter, sequence, type, runParameter, created, data) = (parameters["$thread"], parameters["$sequence"], parameters["$type"], parameters["$run"], parameters["$created"], parameters["$data"]);
-        Guid? lastRun = null;
-        object runText = DBNull.Value;
-        if (change.Events.Count > 0)
-        {
-            threadParameter.Value = Text(change.Events[0].ThreadId);
-            created.Value = Text(change.Events[0].CreatedAt);
-        }
-        foreach (var e in change.Events)
-        {
-            if (e.RunId != lastRun)
-            {
-                lastRun = e.RunId;
-                runText = (object?)Text(e.RunId) ?? DBNull.Value;
-            }
-            sequence.Value = e.Sequence;
-            type.Value = e.Type;
-            runParameter.Value = runText;
-            data.Value = e.Data;
-            insertEvent.ExecuteNonQuery();
-        }
+        if (change.Events.Count > 0) EventInserter.For(connection).Insert(change.Events);
     }
 
     private static (string, object?)[] ThreadParameters(ChatThread t) =>

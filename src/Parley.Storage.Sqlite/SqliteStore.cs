@@ -83,6 +83,7 @@ public sealed partial class SqliteStore : IDisposable
     {
         if (KeptCommands.TryGetValue(connection, out var kept))
             foreach (var command in kept.Values) command.Release();
+        EventInserter.Release(connection);
         connection.Dispose();
     }
 
