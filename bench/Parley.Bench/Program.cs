@@ -126,6 +126,96 @@ if (Wants("concurrent-runs"))
     }
 }
 
+// Sustained load at a model's pace: C threads, each in a loop — post a message, read its 200-delta reply to the end,
+// post again — with the model yielding a delta every 25 ms (40 tokens/s per reply, 40,000 deltas/s offered at C=1,000),
+// so about C runs stream at any moment. Clients start at random moments within one reply's length, and only the
+// steady-state window is measured. Each first delta carries the moment the model was called and the moment it yielded
+// (ScriptedTimestamps), so the client splits POST → first delta into the server's part (POST → model called, plus
+// yield → client parse) and the model's (its 25 ms pause before the first token).
+if (Wants("concurrent-runs-paced"))
+{
+    var c = Option("--concurrency") is { } only ? int.Parse(only, CultureInfo.InvariantCulture) : quick ? 200 : 1_000;
+    const double TokenDelayMs = 25;
+    const int Tokens = 200;
+    await using var parley = await ParleyProcess.StartAsync(serverDll, Tokens, TokenDelayMs, timestamps: true);
+    using var http = NewClient(parley.Address);
+    await WarmUpAsync(http, workers: 200, TimeSpan.FromSeconds(quick ? 5 : 10));
+    var threads = await Task.WhenAll(Enumerable.Range(0, c).Select(_ => CreateThreadAsync(http, ParleyProcess.StreamingAgent)));
+    var ramp = TimeSpan.FromMilliseconds(Tokens * TokenDelayMs * 1.5);
+    var window = TimeSpan.FromSeconds(quick ? 10 : 30);
+    await Task.Delay(1500); // let the Prometheus exporter's scrape cache expire
+    var clock = Stopwatch.StartNew();
+    var metricsBefore = (string?)null;
+    double cpuBefore = 0, benchCpuBefore = 0;
+    var measuring = Task.Delay(ramp).ContinueWith(async _ =>
+    {
+        cpuBefore = parley.CpuTime().TotalSeconds;
+        benchCpuBefore = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+        metricsBefore = await parley.ScrapeAsync();
+    }).Unwrap();
+    long delivered = 0;
+    var errors = 0;
+    var firstDeltaMs = new System.Collections.Concurrent.ConcurrentBag<double>();
+    var serverAddedMs = new System.Collections.Concurrent.ConcurrentBag<double>();
+    bool InWindow(TimeSpan t) => t >= ramp && t < ramp + window;
+    await Task.WhenAll(threads.Select(async thread =>
+    {
+        await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * Tokens * TokenDelayMs));
+        using var response = await OpenAsync(http, $"/api/v1/threads/{thread}/stream?events=all", null);
+        await using var items = SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync().GetAsyncEnumerator();
+        while (clock.Elapsed < ramp + window)
+        {
+            var postedAt = clock.Elapsed;
+            var posted = Stopwatch.GetTimestamp();
+            await PostAsync(http, thread, "go");
+            var first = true;
+            while (await items.MoveNextAsync())
+            {
+                var item = items.Current;
+                if (item.EventType == "message.delta")
+                {
+                    var now = clock.Elapsed;
+                    if (InWindow(now)) Interlocked.Increment(ref delivered);
+                    if (!first) continue;
+                    first = false;
+                    if (!InWindow(postedAt)) continue;
+                    var parsed = Stopwatch.GetTimestamp();
+                    firstDeltaMs.Add(Stopwatch.GetElapsedTime(posted, parsed).TotalMilliseconds);
+                    if (FirstDeltaStamps(item.Data) is { } stamps)
+                        serverAddedMs.Add((Stopwatch.GetElapsedTime(posted, stamps.Called) + Stopwatch.GetElapsedTime(stamps.Yielded, parsed)).TotalMilliseconds);
+                }
+                else if (item.EventType == "run.failed") { Interlocked.Increment(ref errors); break; }
+                else if (item.EventType == "run.completed") break;
+            }
+        }
+    }));
+    await measuring;
+    var serverCpu = parley.CpuTime().TotalSeconds - cpuBefore;
+    var benchCpu = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - benchCpuBefore;
+    var drained = clock.Elapsed - ramp; // CPU was read until every client stopped: a little past the window
+    await Task.Delay(1500);
+    var metricsAfter = await parley.ScrapeAsync();
+    var queueWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_run_queue_wait_milliseconds");
+    Report($"concurrent-runs-paced-{c}", new()
+    {
+        ["threads"] = c,
+        ["token_delay_ms"] = TokenDelayMs,
+        ["window_s"] = window.TotalSeconds,
+        ["deltas_in_window"] = delivered,
+        ["events_per_s"] = Math.Round(delivered / window.TotalSeconds),
+        ["offered_events_per_s"] = Math.Round(c * 1000 / TokenDelayMs),
+        ["runs_measured"] = firstDeltaMs.Count,
+        ["post_to_first_delta_p50_ms"] = Math.Round(Percentile([.. firstDeltaMs], 0.50), 1),
+        ["post_to_first_delta_p99_ms"] = Math.Round(Percentile([.. firstDeltaMs], 0.99), 1),
+        ["server_added_p50_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.50), 2),
+        ["server_added_p99_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.99), 2),
+        ["server_queue_wait_p99_ms_le"] = queueWait.Quantile(0.99),
+        ["server_cpu_cores"] = Math.Round(serverCpu / drained.TotalSeconds, 2),
+        ["bench_cpu_cores"] = Math.Round(benchCpu / drained.TotalSeconds, 2),
+        ["errors"] = errors,
+    });
+}
+
 if (Wants("fan-out"))
 {
     var subscribers = quick ? 200 : 1_000;
@@ -298,6 +388,17 @@ static long? YieldStamp(string data)
     var delta = JsonDocument.Parse(data).RootElement.GetProperty("delta").GetString() ?? "";
     var at = delta.LastIndexOf('@');
     return at >= 0 && long.TryParse(delta.AsSpan(at + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var stamp) ? stamp : null;
+}
+
+// The scripted model's first delta carries the moment it was called and the moment it yielded (" token1@<called>@<yielded>").
+static (long Called, long Yielded)? FirstDeltaStamps(string data)
+{
+    var delta = JsonDocument.Parse(data).RootElement.GetProperty("delta").GetString() ?? "";
+    var parts = delta.Split('@');
+    return parts.Length == 3
+        && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var called)
+        && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var yielded)
+        ? (called, yielded) : null;
 }
 
 // Puts the fresh server's hot paths through the JIT before anything is measured: a server runs for days, and an

@@ -47,12 +47,24 @@ public sealed partial class SqliteStore : IThreadStore
             var change = new ThreadChange(thread, _time.GetUtcNow());
             var result = decide(change);
             if (change.IsEmpty) return (result, []);
-            using (var update = Command(connection, """
-                UPDATE threads SET agent_id = $agent, agent_version_id = $version, variables = $variables, state = $state, is_active = $active, updated_at = $updated, closed_at = $closed,
-                    closed_reason = $reason, window_expires_at = $expires, last_sequence = $sequence
-                WHERE id = $id
-                """, tx, ThreadParameters(change.Thread)))
+            var original = change.Original;
+            if (change.Thread with { LastSequence = original.LastSequence, UpdatedAt = original.UpdatedAt } == original)
+            {
+                // Only events and rows were added (a run's deltas, most writes): no need to serialize the thread's
+                // variables and state again.
+                using var touch = Command(connection, "UPDATE threads SET updated_at = $updated, last_sequence = $sequence WHERE id = $id", tx,
+                    ("$updated", Text(change.Thread.UpdatedAt)), ("$sequence", change.Thread.LastSequence), ("$id", Text(threadId)));
+                touch.ExecuteNonQuery();
+            }
+            else
+            {
+                using var update = Command(connection, """
+                    UPDATE threads SET agent_id = $agent, agent_version_id = $version, variables = $variables, state = $state, is_active = $active, updated_at = $updated, closed_at = $closed,
+                        closed_reason = $reason, window_expires_at = $expires, last_sequence = $sequence
+                    WHERE id = $id
+                    """, tx, ThreadParameters(change.Thread));
                 update.ExecuteNonQuery();
+            }
             WriteChildren(connection, tx, change);
             return (result, change.Events);
         }, cancellationToken, priority);

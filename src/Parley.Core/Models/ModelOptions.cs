@@ -47,6 +47,8 @@ public sealed class ModelOptions
     /// scripted, with <see cref="ScriptedTokens"/>: end each token with <c>@</c> and the moment it was yielded, as
     /// <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/> ticks (a monotonic clock shared by the processes of one
     /// machine: nanoseconds on Linux), so a benchmark client can measure the delay from model to client (default false).
+    /// The first token also carries the moment the model was called, before its yield time (<c>token1@called@yielded</c>),
+    /// so the client can tell the server's time before the model from the model's own.
     /// </summary>
     public bool ScriptedTimestamps { get; set; }
 }

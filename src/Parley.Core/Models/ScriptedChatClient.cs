@@ -23,13 +23,16 @@ public sealed class ScriptedChatClient(ModelOptions options, TokenCounter tokens
         var pieces = Pieces();
         var delay = TimeSpan.FromMilliseconds(options.ScriptedDelayMs);
         var responseId = $"scripted-{Guid.NewGuid():N}";
+        var called = System.Diagnostics.Stopwatch.GetTimestamp();
+        var first = true;
         foreach (var piece in pieces)
         {
             if (delay > TimeSpan.Zero) await Task.Delay(delay, cancellationToken);
             cancellationToken.ThrowIfCancellationRequested();
-            var text = options.ScriptedTimestamps && options.ScriptedTokens > 0
-                ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{System.Diagnostics.Stopwatch.GetTimestamp()}")
-                : piece;
+            var text = !(options.ScriptedTimestamps && options.ScriptedTokens > 0) ? piece
+                : first ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{called}@{System.Diagnostics.Stopwatch.GetTimestamp()}")
+                : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{System.Diagnostics.Stopwatch.GetTimestamp()}");
+            first = false;
             yield return new ChatResponseUpdate(ChatRole.Assistant, text) { ResponseId = responseId, ModelId = options.Model ?? "scripted" };
         }
         var input = messages.Sum(m => (long)tokens.CountMessage(m.Text));
