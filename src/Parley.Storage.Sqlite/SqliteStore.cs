@@ -47,6 +47,7 @@ public sealed partial class SqliteStore : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposeStarted, 1) != 0) return; // registered as several services: disposed by each
         _writes.Writer.TryComplete();
         _writerThread?.Join(TimeSpan.FromSeconds(30));
         _disposed = true;
@@ -169,6 +170,7 @@ public sealed partial class SqliteStore : IDisposable
     }
 
     private volatile bool _disposed;
+    private int _disposeStarted;
 
     // Commands of the store's connections, kept by SQL text so SQLite parses and plans each statement once (re-preparing
     // every statement on every write was a visible slice of a perf profile). A connection is used by one caller at a time.
