@@ -57,4 +57,76 @@ public sealed class SqliteGroupCommitTests
             Assert.Equal(before[id] + expected, (await store.GetThreadAsync(id))!.LastSequence);
         }
     }
+
+    [Fact]
+    public async Task A_normal_write_queued_behind_bulk_writes_is_committed_before_them_and_every_bulk_write_still_lands()
+    {
+        await using var server = await ParleyTestServer.StartAsync();
+        var store = server.Services.GetRequiredService<IThreadStore>();
+        var threads = new List<Guid>();
+        for (var i = 0; i < 4; i++)
+            threads.Add(Guid.Parse((await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!));
+
+        // Hold the writer thread inside a write, queue 3 bulk writes (a streaming run's later deltas) and then one normal
+        // write (a user's message, a run's first delta), and let the writer go on: the normal one runs first.
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var holding = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var blocker = store.UpdateThreadAsync(threads[0], change =>
+        {
+            holding.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+            change.AppendRaw("test.event", null, "{}");
+            return true;
+        });
+        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)), "the writer never ran the first write");
+        Task<bool> Write(Guid thread, string name, WritePriority priority) => store.UpdateThreadAsync(thread, change =>
+        {
+            order.Enqueue(name);
+            change.AppendRaw("test.event", null, "{}");
+            return true;
+        }, priority);
+        var bulk = new[] { Write(threads[1], "bulk 1", WritePriority.Bulk), Write(threads[2], "bulk 2", WritePriority.Bulk), Write(threads[1], "bulk 3", WritePriority.Bulk) };
+        var normal = Write(threads[3], "normal", WritePriority.Normal);
+        release.Set();
+        await Task.WhenAll([blocker, normal, .. bulk]);
+
+        Assert.Equal(["normal", "bulk 1", "bulk 2", "bulk 3"], order); // bulk writes keep their order among themselves
+        var events = await store.ReadEventsAsync(threads[1], 0, 100);
+        Assert.Equal(2, events.Count(e => e.Type == "test.event"));
+    }
+
+    [Fact]
+    public async Task The_write_ahead_log_is_checkpointed_in_the_background_so_it_stays_bounded_while_writes_go_on()
+    {
+        var folder = Directory.CreateTempSubdirectory("parley-wal-").FullName;
+        try
+        {
+            var database = Path.Combine(folder, "parley.db");
+            await using var server = await ParleyTestServer.StartAsync(folder);
+            var store = server.Services.GetRequiredService<IThreadStore>();
+            var thread = Guid.Parse((await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!);
+            // 40 MB of events in 10 rounds, with a pause after each (the checkpointer runs every 250 ms). The writer never
+            // checkpoints itself, so without the background checkpoints the log would hold all 40 MB.
+            var payload = $$"""{"text":"{{new string('x', 100_000)}}"}""";
+            long largest = 0;
+            for (var round = 0; round < 10; round++)
+            {
+                await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => store.UpdateThreadAsync(thread, change =>
+                {
+                    change.AppendRaw("test.event", null, payload);
+                    return true;
+                })));
+                largest = Math.Max(largest, new FileInfo(database + "-wal").Length);
+                await Task.Delay(600);
+            }
+            Assert.True(largest < 20_000_000, $"the WAL grew to {largest:N0} bytes for 40 MB written");
+            Assert.Equal(400, (await store.ReadEventsAsync(thread, 0, 1000)).Count(e => e.Type == "test.event"));
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
+        }
+    }
 }
