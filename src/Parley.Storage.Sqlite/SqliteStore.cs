@@ -263,15 +263,17 @@ public sealed partial class SqliteStore : IDisposable
                     var events = 0;
                     for (var i = 0; i < batch.Count || (batch.Count < MaxWritesPerTransaction && events < MaxEventsPerTransaction && TakeBulk(bulk, batch)); i++)
                     {
-                        tx.Save("w");
+                        // Savepoint statements are kept prepared like every other (SqliteTransaction.Save and Release
+                        // parse a new statement on every call: two per write).
+                        Savepoint(connection, tx, "SAVEPOINT w");
                         if (batch[i].Execute(connection, tx))
                         {
-                            tx.Release("w");
+                            Savepoint(connection, tx, "RELEASE w");
                             events += batch[i].Events.Count;
                             continue;
                         }
-                        tx.Rollback("w");
-                        tx.Release("w");
+                        Savepoint(connection, tx, "ROLLBACK TO w");
+                        Savepoint(connection, tx, "RELEASE w");
                         // A failed write may have left deferred foreign-key checking on for the rest of the transaction.
                         using var pragma = Command(connection, "PRAGMA defer_foreign_keys=OFF", tx);
                         pragma.ExecuteNonQuery();
@@ -295,6 +297,12 @@ public sealed partial class SqliteStore : IDisposable
             pending.Complete();
         }
         if (appended > 0) _metrics.EventsAppended.Add(appended);
+    }
+
+    private static void Savepoint(SqliteConnection connection, SqliteTransaction tx, string sql)
+    {
+        using var command = Command(connection, sql, tx);
+        command.ExecuteNonQuery();
     }
 
     // Moves the oldest bulk write still wanted (not cancelled by its caller) into the batch; false when none is left.
