@@ -195,11 +195,17 @@ public sealed partial class SqliteStore : IDisposable
                         pragma.ExecuteNonQuery();
                     }
                 }
-                if (batch.Count > 1 || !batch[0].Failed) tx.Commit(); // else it rolls back on dispose
+                if (batch.Count > 1 || !batch[0].Failed)
+                {
+                    tx.Commit();
+                    ThreadWritesCommitted();
+                }
+                else ThreadWritesRolledBack(); // it rolls back on dispose
             }
         }
         catch (Exception ex)
         {
+            ThreadWritesRolledBack();
             foreach (var pending in batch) pending.Fail(ex); // nothing of this transaction was stored
             return;
         }
