@@ -25,12 +25,33 @@ public static class ParleyApplication
     /// </summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        var builder = CreateBuilder(args);
         builder.Services.AddParley(builder.Configuration);
         configure?.Invoke(builder);
         var app = builder.Build();
         app.MapParley();
         return app;
+    }
+
+    // The host watches appsettings*.json in the content root (the working folder) for changes. Its inotify watcher
+    // covers the whole folder with its subfolders, where the SQLite file and its WAL live by default, so every write
+    // of the store woke the watcher thread, which looked the file up (5 % of the server's CPU in the ingest benchmark).
+    // The content root's files are polled instead (every 4 s, two stat calls: changes to appsettings.json are still
+    // picked up), unless DOTNET_USE_POLLING_FILE_WATCHER is set. Only the content root's provider, created while the
+    // builder is made, reads the variable here; it is restored afterwards (the agents folder keeps its watcher).
+    private static WebApplicationBuilder CreateBuilder(string[] args)
+    {
+        const string polling = "DOTNET_USE_POLLING_FILE_WATCHER";
+        if (Environment.GetEnvironmentVariable(polling) is not null) return WebApplication.CreateBuilder(args);
+        Environment.SetEnvironmentVariable(polling, "true");
+        try
+        {
+            return WebApplication.CreateBuilder(args);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(polling, null);
+        }
     }
 
     /// <summary>Registers Parley's services: core, the store (SQLite, or PostgreSQL and Redis when configured), authentication, JSON, OpenAPI and the demo.</summary>
