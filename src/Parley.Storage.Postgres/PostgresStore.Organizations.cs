@@ -44,9 +44,28 @@ public sealed partial class PostgresStore : IOrganizationStore
         await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    private readonly ApiKeyCache _apiKeys = new(ApiKeyCache.DefaultLifetime);
+
+    /// <inheritdoc />
+    public async Task<bool> RevokeApiKeyAsync(Guid organizationId, Guid id, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var update = Query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, @at) WHERE id = @id AND organization_id = @org",
+                ("at", at), ("id", id), ("org", organizationId));
+            return await update.ExecuteNonQueryAsync(cancellationToken) == 1;
+        }
+        finally
+        {
+            _apiKeys.Revoked(id); // after the commit, whatever its outcome: nothing stale stays on this node
+        }
+    }
+
     /// <inheritdoc />
     public async Task<ApiKey?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken = default)
     {
+        if (_apiKeys.TryGet(keyHash, out var known)) return known;
+        var generation = _apiKeys.Generation;
         await using var query = Query(
             "SELECT id, organization_id, name, key_hash, created_at, revoked_at, agent_id, requests_per_minute FROM api_keys WHERE key_hash = @hash AND revoked_at IS NULL",
             ("hash", keyHash));
@@ -55,7 +74,9 @@ public sealed partial class PostgresStore : IOrganizationStore
         var key = new ApiKey(r.GetGuid(0), r.GetGuid(1), r.GetString(2), r.GetString(3), ReadTime(r, 4), ReadNullableTime(r, 5),
             ReadNullableGuid(r, 6), r.IsDBNull(7) ? null : r.GetInt32(7));
         // The lookup is by an unpredictable hash; the constant-time comparison guards against a collation surprise.
-        return ApiKeyHasher.HashesEqual(key.KeyHash, keyHash) ? key : null;
+        if (!ApiKeyHasher.HashesEqual(key.KeyHash, keyHash)) return null;
+        _apiKeys.Add(key, generation);
+        return key;
     }
 
     private static async Task<List<Organization>> ReadOrganizationsAsync(NpgsqlCommand query, CancellationToken cancellationToken)

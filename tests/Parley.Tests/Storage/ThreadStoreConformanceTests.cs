@@ -306,6 +306,26 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_revoked_key_is_not_found_from_the_moment_the_revocation_returns()
+    {
+        var organization = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Acme", DateTimeOffset.UtcNow));
+        var other = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Other", DateTimeOffset.UtcNow));
+        var hash = ApiKeyHasher.Hash(ApiKeyHasher.Generate());
+        var key = new ApiKey(Guid.NewGuid(), organization.Id, "ci", hash, DateTimeOffset.UtcNow, null);
+        await _store.Organizations.AddApiKeyAsync(key);
+        for (var i = 0; i < 3; i++) Assert.Equal(key.Id, (await _store.Organizations.FindApiKeyByHashAsync(hash))!.Id); // found, and kept in memory
+
+        Assert.False(await _store.Organizations.RevokeApiKeyAsync(other.Id, key.Id, DateTimeOffset.UtcNow)); // not the other organization's key
+        Assert.NotNull(await _store.Organizations.FindApiKeyByHashAsync(hash));
+        Assert.False(await _store.Organizations.RevokeApiKeyAsync(organization.Id, Guid.NewGuid(), DateTimeOffset.UtcNow));
+
+        Assert.True(await _store.Organizations.RevokeApiKeyAsync(organization.Id, key.Id, DateTimeOffset.UtcNow));
+        Assert.Null(await _store.Organizations.FindApiKeyByHashAsync(hash));
+        Assert.True(await _store.Organizations.RevokeApiKeyAsync(organization.Id, key.Id, DateTimeOffset.UtcNow)); // still revoked
+        Assert.Null(await _store.Organizations.FindApiKeyByHashAsync(hash));
+    }
+
+    [Fact]
     public async Task Publishing_an_agent_adds_a_version_only_when_its_content_changed()
     {
         var organization = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Acme", DateTimeOffset.UtcNow));
