@@ -13,14 +13,14 @@ public sealed partial class PostgresStore : IOrganizationStore
             await using (var insert = Command(connection, "INSERT INTO organizations (id, name, created_at) VALUES (@id, @name, @created) ON CONFLICT (id) DO NOTHING", tx,
                              ("id", organization.Id), ("name", organization.Name), ("created", organization.CreatedAt)))
                 await insert.ExecuteNonQueryAsync(cancellationToken);
-            await using var query = Command(connection, "SELECT id, name, created_at, token_budget FROM organizations WHERE id = @id", tx, ("id", organization.Id));
+            await using var query = Command(connection, "SELECT id, name, created_at, token_budget, tokens_used FROM organizations WHERE id = @id", tx, ("id", organization.Id));
             return ((await ReadOrganizationsAsync(query, cancellationToken))[0], []);
         }, cancellationToken);
 
     /// <inheritdoc />
     public async Task<Organization?> GetOrganizationAsync(Guid id, CancellationToken cancellationToken = default)
     {
-        await using var query = Query("SELECT id, name, created_at, token_budget FROM organizations WHERE id = @id", ("id", id));
+        await using var query = Query("SELECT id, name, created_at, token_budget, tokens_used FROM organizations WHERE id = @id", ("id", id));
         return (await ReadOrganizationsAsync(query, cancellationToken)).FirstOrDefault();
     }
 
@@ -84,7 +84,7 @@ public sealed partial class PostgresStore : IOrganizationStore
         await using var r = await query.ExecuteReaderAsync(cancellationToken);
         var list = new List<Organization>();
         while (await r.ReadAsync(cancellationToken))
-            list.Add(new Organization(r.GetGuid(0), r.GetString(1), ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetInt64(3)));
+            list.Add(new Organization(r.GetGuid(0), r.GetString(1), ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetInt64(3), r.GetInt64(4)));
         return list;
     }
 }

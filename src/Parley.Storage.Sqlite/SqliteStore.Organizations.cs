@@ -87,8 +87,8 @@ public sealed partial class SqliteStore : IOrganizationStore
 
     private static Organization? ReadOrganization(SqliteConnection connection, Guid id, SqliteTransaction? tx)
     {
-        using var query = Command(connection, "SELECT id, name, created_at, token_budget FROM organizations WHERE id = $id", tx, ("$id", Text(id)));
+        using var query = Command(connection, "SELECT id, name, created_at, token_budget, tokens_used FROM organizations WHERE id = $id", tx, ("$id", Text(id)));
         using var r = query.ExecuteReader();
-        return r.Read() ? new Organization(ReadGuid(r, 0), r.GetString(1), ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetInt64(3)) : null;
+        return r.Read() ? new Organization(ReadGuid(r, 0), r.GetString(1), ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetInt64(3), r.GetInt64(4)) : null;
     }
 }

@@ -306,6 +306,45 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_organizations_running_token_total_follows_its_runs_usage_updates_rollbacks_and_deleted_threads()
+    {
+        var (organization, agent, version) = await SeedAsync();
+        var (other, otherAgent, otherVersion) = await SeedAsync();
+        async Task<long> UsedAsync(Guid id) => (await _store.Organizations.GetOrganizationAsync(id))!.TokensUsed;
+        async Task<long> SummedAsync(Guid id) =>
+            (await Threads.GetOrganizationUsageAsync(id, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue)).Usage.TotalTokens;
+        Run NewRun(ChatThread thread, ThreadChange change, Core.Models.TokenUsage? usage) =>
+            new(Guid.CreateVersion7(), thread.Id, thread.OrganizationId, thread.AgentVersionId!.Value, null, RunStatus.success, change.Now, change.Now, change.Now, null, usage);
+
+        var first = NewThread(organization, agent, version);
+        await Threads.CreateThreadAsync(first);
+        var second = NewThread(organization, agent, version);
+        await Threads.CreateThreadAsync(second);
+        var elsewhere = NewThread(other, otherAgent, otherVersion);
+        await Threads.CreateThreadAsync(elsewhere);
+        Assert.Equal(0, await UsedAsync(organization.Id));
+
+        // Inserted with usage, inserted without, then its usage set and raised (an update of the same run).
+        var a = await Threads.UpdateThreadAsync(first.Thread.Id, change => change.SaveRun(NewRun(first.Thread, change, new(5, 7)), ThreadEventTypes.RunCompleted));
+        var b = await Threads.UpdateThreadAsync(second.Thread.Id, change => change.SaveRun(NewRun(second.Thread, change, null), ThreadEventTypes.RunCompleted));
+        await Threads.UpdateThreadAsync(elsewhere.Thread.Id, change => change.SaveRun(NewRun(elsewhere.Thread, change, new(100, 100)), ThreadEventTypes.RunCompleted));
+        Assert.Equal(12, await UsedAsync(organization.Id));
+        await Threads.UpdateThreadAsync(second.Thread.Id, change => change.SaveRun(b with { Usage = new(1, 2) }, ThreadEventTypes.RunCompleted));
+        await Threads.UpdateThreadAsync(second.Thread.Id, change => change.SaveRun(b with { Usage = new(10, 20) }, ThreadEventTypes.RunCompleted));
+        Assert.Equal(42, await UsedAsync(organization.Id));
+        Assert.Equal(await SummedAsync(organization.Id), await UsedAsync(organization.Id));
+
+        // A rolled-back run and a deleted thread no longer count, as in the sum of the organization's runs.
+        await Threads.UpdateThreadAsync(first.Thread.Id, change => { change.RollBackRun(a); return true; });
+        Assert.Equal(30, await UsedAsync(organization.Id));
+        await Threads.DeleteThreadAsync(second.Thread.Id);
+        Assert.Equal(0, await UsedAsync(organization.Id));
+        Assert.Equal(await SummedAsync(organization.Id), await UsedAsync(organization.Id));
+        Assert.Equal(200, await UsedAsync(other.Id));
+        Assert.Equal(await SummedAsync(other.Id), await UsedAsync(other.Id));
+    }
+
+    [Fact]
     public async Task A_revoked_key_is_not_found_from_the_moment_the_revocation_returns()
     {
         var organization = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Acme", DateTimeOffset.UtcNow));
