@@ -280,6 +280,39 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_node_reads_a_thread_as_another_node_last_wrote_it_even_after_a_delete_and_a_new_thread_with_the_same_id()
+    {
+        // A store may keep threads it wrote in memory (SQLite): what another node wrote since must win.
+        var second = await OpenSecondAsync(_store);
+        _owned.Add(second.Owner);
+        var (organization, agent, version) = await SeedAsync();
+        var created = NewThread(organization, agent, version);
+        await Threads.CreateThreadAsync(created);
+        var thread = created.Thread;
+        await Threads.UpdateThreadAsync(thread.Id, change => { change.AddMessage(Message(change, thread, "first")); return true; });
+        Assert.Equal(2, (await Threads.GetThreadAsync(thread.Id))!.LastSequence);
+
+        await second.Threads.UpdateThreadAsync(thread.Id, change => { change.Close("by the other node"); return true; });
+        var read = await Threads.GetThreadAsync(thread.Id);
+        Assert.False(read!.IsActive);
+        Assert.Equal("by the other node", read.ClosedReason);
+        Assert.False(await Threads.UpdateThreadAsync(thread.Id, change => change.Thread.IsActive)); // the write sees it too
+
+        // Deleted there and created again with the same id (the agent-server API lets clients choose thread ids).
+        await second.Threads.DeleteThreadAsync(thread.Id);
+        Assert.Null(await Threads.GetThreadAsync(thread.Id));
+        var again = NewThread(organization, agent, version);
+        again = new ThreadChange(again.Thread with { Id = thread.Id, LastSequence = 0, Variables = new Dictionary<string, string> { ["name"] = "Grace" } }, again.Now);
+        again.AppendRaw(ThreadEventTypes.ThreadCreated, null, "{}");
+        await second.Threads.CreateThreadAsync(again);
+        var reborn = await Threads.GetThreadAsync(thread.Id);
+        Assert.True(reborn!.IsActive);
+        Assert.Equal("Grace", reborn.Variables["name"]);
+        Assert.Equal(1, reborn.LastSequence);
+        Assert.Equal(2, await Threads.UpdateThreadAsync(thread.Id, change => change.AppendRaw("test.event", null, "{}").Sequence));
+    }
+
+    [Fact]
     public async Task Organizations_and_keys_are_created_once_and_found_by_hash_unless_revoked()
     {
         var id = Guid.NewGuid();
