@@ -130,6 +130,36 @@ internal static class PostgresSchema
                 revoked_at timestamptz);
             CREATE INDEX publishable_keys_by_organization ON publishable_keys(organization_id, created_at);
             """),
+        // A running total of each organization's tokens, kept by a trigger in the transaction that writes a run's usage
+        // (inserted, updated, or deleted with a rollback or its thread), so the budget check before every message reads
+        // one row instead of summing all of the organization's runs. Concurrent runs of one organization serialize on its
+        // row only for the update, taken after the thread's row (always in that order: no deadlock).
+        (4, """
+            ALTER TABLE organizations ADD COLUMN tokens_used bigint NOT NULL DEFAULT 0;
+            UPDATE organizations o SET tokens_used = COALESCE((SELECT SUM(r.input_tokens::bigint + COALESCE(r.output_tokens, 0)) FROM runs r
+                WHERE r.organization_id = o.id AND r.input_tokens IS NOT NULL), 0);
+            CREATE FUNCTION parley_runs_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                delta bigint := 0;
+                organization uuid;
+            BEGIN
+                IF TG_OP <> 'INSERT' THEN
+                    organization := OLD.organization_id;
+                    IF OLD.input_tokens IS NOT NULL THEN delta := delta - OLD.input_tokens - COALESCE(OLD.output_tokens, 0); END IF;
+                END IF;
+                IF TG_OP <> 'DELETE' THEN
+                    organization := NEW.organization_id;
+                    IF NEW.input_tokens IS NOT NULL THEN delta := delta + NEW.input_tokens + COALESCE(NEW.output_tokens, 0); END IF;
+                END IF;
+                IF delta <> 0 THEN
+                    UPDATE organizations SET tokens_used = tokens_used + delta WHERE id = organization;
+                END IF;
+                RETURN NULL;
+            END
+            $$;
+            CREATE TRIGGER runs_usage AFTER INSERT OR UPDATE OF input_tokens, output_tokens OR DELETE ON runs
+                FOR EACH ROW EXECUTE FUNCTION parley_runs_usage();
+            """),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

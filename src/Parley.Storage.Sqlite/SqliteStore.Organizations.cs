@@ -46,9 +46,31 @@ public sealed partial class SqliteStore : IOrganizationStore
             return (insert.ExecuteNonQuery() == 1, []);
         }, cancellationToken);
 
+    private readonly ApiKeyCache _apiKeys = new(ApiKeyCache.DefaultLifetime);
+
+    /// <inheritdoc />
+    public async Task<bool> RevokeApiKeyAsync(Guid organizationId, Guid id, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await WriteAsync<bool>((connection, tx) =>
+            {
+                using var update = Command(connection, "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $at) WHERE id = $id AND organization_id = $org", tx,
+                    ("$at", Text(at)), ("$id", Text(id)), ("$org", Text(organizationId)));
+                return (update.ExecuteNonQuery() == 1, []);
+            }, cancellationToken);
+        }
+        finally
+        {
+            _apiKeys.Revoked(id); // after the commit, whatever its outcome: nothing stale stays
+        }
+    }
+
     /// <inheritdoc />
     public Task<ApiKey?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken = default)
     {
+        if (_apiKeys.TryGet(keyHash, out var known)) return Task.FromResult<ApiKey?>(known);
+        var generation = _apiKeys.Generation;
         using var connection = Open();
         using var query = Command(connection,
             "SELECT id, organization_id, name, key_hash, created_at, revoked_at, agent_id, requests_per_minute FROM api_keys WHERE key_hash = $hash AND revoked_at IS NULL", null,
@@ -58,13 +80,15 @@ public sealed partial class SqliteStore : IOrganizationStore
         var key = new ApiKey(ReadGuid(r, 0), ReadGuid(r, 1), r.GetString(2), r.GetString(3), ReadTime(r, 4), ReadNullableTime(r, 5),
             ReadNullableGuid(r, 6), r.IsDBNull(7) ? null : r.GetInt32(7));
         // The lookup is by an unpredictable hash; the constant-time comparison guards against a collation surprise.
-        return Task.FromResult(ApiKeyHasher.HashesEqual(key.KeyHash, keyHash) ? key : null);
+        if (!ApiKeyHasher.HashesEqual(key.KeyHash, keyHash)) return Task.FromResult<ApiKey?>(null);
+        _apiKeys.Add(key, generation);
+        return Task.FromResult<ApiKey?>(key);
     }
 
     private static Organization? ReadOrganization(SqliteConnection connection, Guid id, SqliteTransaction? tx)
     {
-        using var query = Command(connection, "SELECT id, name, created_at, token_budget FROM organizations WHERE id = $id", tx, ("$id", Text(id)));
+        using var query = Command(connection, "SELECT id, name, created_at, token_budget, tokens_used FROM organizations WHERE id = $id", tx, ("$id", Text(id)));
         using var r = query.ExecuteReader();
-        return r.Read() ? new Organization(ReadGuid(r, 0), r.GetString(1), ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetInt64(3)) : null;
+        return r.Read() ? new Organization(ReadGuid(r, 0), r.GetString(1), ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetInt64(3), r.GetInt64(4)) : null;
     }
 }

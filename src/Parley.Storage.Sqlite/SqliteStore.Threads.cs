@@ -25,6 +25,7 @@ public sealed partial class SqliteStore : IThreadStore
                 """, tx, ThreadParameters(change.Thread)))
                 insert.ExecuteNonQuery();
             WriteChildren(connection, tx, change);
+            ThreadWritten(change.Thread.Id, AsInserted(change.Thread));
             return (true, change.Events);
         }, cancellationToken);
 
@@ -32,7 +33,7 @@ public sealed partial class SqliteStore : IThreadStore
     public Task<ChatThread?> GetThreadAsync(Guid id, CancellationToken cancellationToken = default)
     {
         using var connection = Open();
-        return Task.FromResult(ReadThread(connection, id, null));
+        return Task.FromResult(ReadThreadCached(connection, id, null));
     }
 
     /// <inheritdoc />
@@ -43,7 +44,7 @@ public sealed partial class SqliteStore : IThreadStore
     public Task<TResult> UpdateThreadAsync<TResult>(Guid threadId, Func<ThreadChange, TResult> decide, WritePriority priority, CancellationToken cancellationToken = default) =>
         WriteAsync<TResult>((connection, tx) =>
         {
-            var thread = ReadThread(connection, threadId, tx) ?? throw new KeyNotFoundException($"No thread {threadId}.");
+            var thread = ReadThreadForWrite(connection, threadId, tx) ?? throw new KeyNotFoundException($"No thread {threadId}.");
             var change = new ThreadChange(thread, _time.GetUtcNow());
             var result = decide(change);
             if (change.IsEmpty) return (result, []);
@@ -62,10 +63,11 @@ public sealed partial class SqliteStore : IThreadStore
                     UPDATE threads SET agent_id = $agent, agent_version_id = $version, variables = $variables, state = $state, is_active = $active, updated_at = $updated, closed_at = $closed,
                         closed_reason = $reason, window_expires_at = $expires, last_sequence = $sequence
                     WHERE id = $id
-                    """, tx, ThreadParameters(change.Thread));
+                    """, tx, UpdatedThreadParameters(change.Thread));
                 update.ExecuteNonQuery();
             }
             WriteChildren(connection, tx, change);
+            ThreadWritten(threadId, AsStored(change.Thread, thread));
             return (result, change.Events);
         }, cancellationToken, priority);
 
@@ -182,7 +184,9 @@ public sealed partial class SqliteStore : IThreadStore
                 delete.ExecuteNonQuery();
             }
             using var deleteThread = Command(connection, "DELETE FROM threads WHERE id = $thread", tx, ("$thread", Text(threadId)));
-            return (deleteThread.ExecuteNonQuery() > 0, []);
+            var deleted = deleteThread.ExecuteNonQuery() > 0;
+            ThreadWritten(threadId, null);
+            return (deleted, []);
         }, cancellationToken);
 
     /// <inheritdoc />
@@ -271,6 +275,16 @@ public sealed partial class SqliteStore : IThreadStore
         ("$variables", JsonSerializer.Serialize(t.Variables, CoreJsonContext.Payloads.IReadOnlyDictionaryStringString)),
         ("$state", JsonSerializer.Serialize(t.State, CoreJsonContext.Payloads.ChatThreadState)),
         ("$active", t.IsActive ? 1 : 0), ("$created", Text(t.CreatedAt)), ("$updated", Text(t.UpdatedAt)), ("$closed", Text(t.ClosedAt)),
+        ("$reason", t.ClosedReason), ("$expires", Text(t.WindowExpiresAt)), ("$sequence", t.LastSequence),
+    ];
+
+    // The columns an update writes (metadata, channel, organization and creation time never change).
+    private static (string, object?)[] UpdatedThreadParameters(ChatThread t) =>
+    [
+        ("$id", Text(t.Id)), ("$agent", Text(t.AgentId)), ("$version", Text(t.AgentVersionId)),
+        ("$variables", JsonSerializer.Serialize(t.Variables, CoreJsonContext.Payloads.IReadOnlyDictionaryStringString)),
+        ("$state", JsonSerializer.Serialize(t.State, CoreJsonContext.Payloads.ChatThreadState)),
+        ("$active", t.IsActive ? 1 : 0), ("$updated", Text(t.UpdatedAt)), ("$closed", Text(t.ClosedAt)),
         ("$reason", t.ClosedReason), ("$expires", Text(t.WindowExpiresAt)), ("$sequence", t.LastSequence),
     ];
 

@@ -279,12 +279,18 @@ public sealed partial class SqliteStore : IDisposable
                         pragma.ExecuteNonQuery();
                     }
                 }
-                if (batch.Count > 1 || !batch[0].Failed) tx.Commit(); // else it rolls back on dispose
+                if (batch.Count > 1 || !batch[0].Failed)
+                {
+                    tx.Commit();
+                    ThreadWritesCommitted();
+                }
+                else ThreadWritesRolledBack(); // it rolls back on dispose
             }
             Interlocked.Increment(ref _commits);
         }
         catch (Exception ex)
         {
+            ThreadWritesRolledBack();
             foreach (var pending in batch) pending.Fail(ex); // nothing of this transaction was stored
             return;
         }
@@ -413,13 +419,22 @@ public sealed partial class SqliteStore : IDisposable
 
     private static string Text(Guid id) => id.ToString("D");
     private static string? Text(Guid? id) => id?.ToString("D");
-    private static string Text(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+    // The round-trip format of a UTC DateTime is exactly yyyy-MM-ddTHH:mm:ss.fffffffZ, the stored form, on the
+    // runtime's fast path (the equivalent custom format string was visible in perf profiles of the writer thread).
+    private static string Text(DateTimeOffset time) => time.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
     private static string? Text(DateTimeOffset? time) => time is { } t ? Text(t) : null;
 
     private static Guid ReadGuid(SqliteDataReader r, int i) => Guid.Parse(r.GetString(i));
     private static Guid? ReadNullableGuid(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : Guid.Parse(r.GetString(i));
-    private static DateTimeOffset ReadTime(SqliteDataReader r, int i) =>
-        DateTimeOffset.Parse(r.GetString(i), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+    private static DateTimeOffset ReadTime(SqliteDataReader r, int i)
+    {
+        // Parley writes the round-trip form (Text); anything else a person may have stored is parsed the general way.
+        var text = r.GetString(i);
+        const DateTimeStyles utc = DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal;
+        return DateTimeOffset.TryParseExact(text, "O", CultureInfo.InvariantCulture, utc, out var time)
+            ? time
+            : DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, utc);
+    }
     private static DateTimeOffset? ReadNullableTime(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : ReadTime(r, i);
     private static string? ReadNullableString(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
 }

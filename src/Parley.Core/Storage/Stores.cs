@@ -21,8 +21,19 @@ public interface IOrganizationStore
     /// <summary>Stores a key. A key whose hash exists already is left as it is.</summary>
     Task AddApiKeyAsync(ApiKey key, CancellationToken cancellationToken = default);
 
-    /// <summary>Finds a key that is not revoked by its hash (<see cref="ApiKeyHasher.Hash"/>), or null.</summary>
+    /// <summary>
+    /// Finds a key that is not revoked by its hash (<see cref="ApiKeyHasher.Hash"/>), or null. A store may answer from
+    /// memory (<see cref="ApiKeyCache"/>): a key revoked through the same store is refused at once, one revoked through
+    /// another store on the same database (another node) at most <see cref="ApiKeyCache.Lifetime"/> later.
+    /// </summary>
     Task<ApiKey?> FindApiKeyByHashAsync(string keyHash, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Revokes the organization's key <paramref name="id"/> at <paramref name="at"/> (a revoked key stays revoked): from
+    /// the moment this returns, <see cref="FindApiKeyByHashAsync"/> of this store no longer finds it.
+    /// </summary>
+    /// <returns>False when the organization has no such key.</returns>
+    Task<bool> RevokeApiKeyAsync(Guid organizationId, Guid id, DateTimeOffset at, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Publishable keys of the web chat widget (<see cref="PublishableKey"/>).</summary>

@@ -258,17 +258,17 @@ public sealed class ThreadService(IThreadStore threads, IAgentStore agents, IOrg
 
     /// <summary>
     /// Refuses work when the organization has a token budget and its runs have used it up, so the request stores
-    /// nothing and starts no model call.
+    /// nothing and starts no model call. Reads the organization's running total (<see cref="Organizations.Organization.TokensUsed"/>,
+    /// one row) rather than summing its runs.
     /// </summary>
     /// <exception cref="ParleyException">PaymentRequired when the budget is spent.</exception>
     public async Task EnsureBalanceAsync(Guid organizationId, CancellationToken cancellationToken = default)
     {
         var organization = await organizations.GetOrganizationAsync(organizationId, cancellationToken);
         if (organization?.TokenBudget is not { } budget) return;
-        var used = await threads.GetOrganizationUsageAsync(organizationId, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue, cancellationToken);
-        if (used.Usage.TotalTokens >= budget)
+        if (organization.TokensUsed >= budget)
             throw new ParleyException(ParleyErrorKind.PaymentRequired,
-                $"Insufficient balance: the organization's token budget of {budget} tokens is spent ({used.Usage.TotalTokens} used).");
+                $"Insufficient balance: the organization's token budget of {budget} tokens is spent ({organization.TokensUsed} used).");
     }
 
     /// <summary>

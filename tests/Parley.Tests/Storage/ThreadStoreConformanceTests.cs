@@ -280,6 +280,39 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_node_reads_a_thread_as_another_node_last_wrote_it_even_after_a_delete_and_a_new_thread_with_the_same_id()
+    {
+        // A store may keep threads it wrote in memory (SQLite): what another node wrote since must win.
+        var second = await OpenSecondAsync(_store);
+        _owned.Add(second.Owner);
+        var (organization, agent, version) = await SeedAsync();
+        var created = NewThread(organization, agent, version);
+        await Threads.CreateThreadAsync(created);
+        var thread = created.Thread;
+        await Threads.UpdateThreadAsync(thread.Id, change => { change.AddMessage(Message(change, thread, "first")); return true; });
+        Assert.Equal(2, (await Threads.GetThreadAsync(thread.Id))!.LastSequence);
+
+        await second.Threads.UpdateThreadAsync(thread.Id, change => { change.Close("by the other node"); return true; });
+        var read = await Threads.GetThreadAsync(thread.Id);
+        Assert.False(read!.IsActive);
+        Assert.Equal("by the other node", read.ClosedReason);
+        Assert.False(await Threads.UpdateThreadAsync(thread.Id, change => change.Thread.IsActive)); // the write sees it too
+
+        // Deleted there and created again with the same id (the agent-server API lets clients choose thread ids).
+        await second.Threads.DeleteThreadAsync(thread.Id);
+        Assert.Null(await Threads.GetThreadAsync(thread.Id));
+        var again = NewThread(organization, agent, version);
+        again = new ThreadChange(again.Thread with { Id = thread.Id, LastSequence = 0, Variables = new Dictionary<string, string> { ["name"] = "Grace" } }, again.Now);
+        again.AppendRaw(ThreadEventTypes.ThreadCreated, null, "{}");
+        await second.Threads.CreateThreadAsync(again);
+        var reborn = await Threads.GetThreadAsync(thread.Id);
+        Assert.True(reborn!.IsActive);
+        Assert.Equal("Grace", reborn.Variables["name"]);
+        Assert.Equal(1, reborn.LastSequence);
+        Assert.Equal(2, await Threads.UpdateThreadAsync(thread.Id, change => change.AppendRaw("test.event", null, "{}").Sequence));
+    }
+
+    [Fact]
     public async Task Organizations_and_keys_are_created_once_and_found_by_hash_unless_revoked()
     {
         var id = Guid.NewGuid();
@@ -303,6 +336,65 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         Assert.Equal(60, found.RequestsPerMinute);
         Assert.Null(await _store.Organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(revoked)));
         Assert.Null(await _store.Organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(ApiKeyHasher.Generate())));
+    }
+
+    [Fact]
+    public async Task The_organizations_running_token_total_follows_its_runs_usage_updates_rollbacks_and_deleted_threads()
+    {
+        var (organization, agent, version) = await SeedAsync();
+        var (other, otherAgent, otherVersion) = await SeedAsync();
+        async Task<long> UsedAsync(Guid id) => (await _store.Organizations.GetOrganizationAsync(id))!.TokensUsed;
+        async Task<long> SummedAsync(Guid id) =>
+            (await Threads.GetOrganizationUsageAsync(id, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue)).Usage.TotalTokens;
+        Run NewRun(ChatThread thread, ThreadChange change, Core.Models.TokenUsage? usage) =>
+            new(Guid.CreateVersion7(), thread.Id, thread.OrganizationId, thread.AgentVersionId!.Value, null, RunStatus.success, change.Now, change.Now, change.Now, null, usage);
+
+        var first = NewThread(organization, agent, version);
+        await Threads.CreateThreadAsync(first);
+        var second = NewThread(organization, agent, version);
+        await Threads.CreateThreadAsync(second);
+        var elsewhere = NewThread(other, otherAgent, otherVersion);
+        await Threads.CreateThreadAsync(elsewhere);
+        Assert.Equal(0, await UsedAsync(organization.Id));
+
+        // Inserted with usage, inserted without, then its usage set and raised (an update of the same run).
+        var a = await Threads.UpdateThreadAsync(first.Thread.Id, change => change.SaveRun(NewRun(first.Thread, change, new(5, 7)), ThreadEventTypes.RunCompleted));
+        var b = await Threads.UpdateThreadAsync(second.Thread.Id, change => change.SaveRun(NewRun(second.Thread, change, null), ThreadEventTypes.RunCompleted));
+        await Threads.UpdateThreadAsync(elsewhere.Thread.Id, change => change.SaveRun(NewRun(elsewhere.Thread, change, new(100, 100)), ThreadEventTypes.RunCompleted));
+        Assert.Equal(12, await UsedAsync(organization.Id));
+        await Threads.UpdateThreadAsync(second.Thread.Id, change => change.SaveRun(b with { Usage = new(1, 2) }, ThreadEventTypes.RunCompleted));
+        await Threads.UpdateThreadAsync(second.Thread.Id, change => change.SaveRun(b with { Usage = new(10, 20) }, ThreadEventTypes.RunCompleted));
+        Assert.Equal(42, await UsedAsync(organization.Id));
+        Assert.Equal(await SummedAsync(organization.Id), await UsedAsync(organization.Id));
+
+        // A rolled-back run and a deleted thread no longer count, as in the sum of the organization's runs.
+        await Threads.UpdateThreadAsync(first.Thread.Id, change => { change.RollBackRun(a); return true; });
+        Assert.Equal(30, await UsedAsync(organization.Id));
+        await Threads.DeleteThreadAsync(second.Thread.Id);
+        Assert.Equal(0, await UsedAsync(organization.Id));
+        Assert.Equal(await SummedAsync(organization.Id), await UsedAsync(organization.Id));
+        Assert.Equal(200, await UsedAsync(other.Id));
+        Assert.Equal(await SummedAsync(other.Id), await UsedAsync(other.Id));
+    }
+
+    [Fact]
+    public async Task A_revoked_key_is_not_found_from_the_moment_the_revocation_returns()
+    {
+        var organization = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Acme", DateTimeOffset.UtcNow));
+        var other = await _store.Organizations.EnsureOrganizationAsync(new Organization(Guid.NewGuid(), "Other", DateTimeOffset.UtcNow));
+        var hash = ApiKeyHasher.Hash(ApiKeyHasher.Generate());
+        var key = new ApiKey(Guid.NewGuid(), organization.Id, "ci", hash, DateTimeOffset.UtcNow, null);
+        await _store.Organizations.AddApiKeyAsync(key);
+        for (var i = 0; i < 3; i++) Assert.Equal(key.Id, (await _store.Organizations.FindApiKeyByHashAsync(hash))!.Id); // found, and kept in memory
+
+        Assert.False(await _store.Organizations.RevokeApiKeyAsync(other.Id, key.Id, DateTimeOffset.UtcNow)); // not the other organization's key
+        Assert.NotNull(await _store.Organizations.FindApiKeyByHashAsync(hash));
+        Assert.False(await _store.Organizations.RevokeApiKeyAsync(organization.Id, Guid.NewGuid(), DateTimeOffset.UtcNow));
+
+        Assert.True(await _store.Organizations.RevokeApiKeyAsync(organization.Id, key.Id, DateTimeOffset.UtcNow));
+        Assert.Null(await _store.Organizations.FindApiKeyByHashAsync(hash));
+        Assert.True(await _store.Organizations.RevokeApiKeyAsync(organization.Id, key.Id, DateTimeOffset.UtcNow)); // still revoked
+        Assert.Null(await _store.Organizations.FindApiKeyByHashAsync(hash));
     }
 
     [Fact]

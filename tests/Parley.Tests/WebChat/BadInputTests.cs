@@ -2,6 +2,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Parley.Core.Organizations;
+using Parley.Core.Storage;
 using Parley.Tests.Infrastructure;
 
 namespace Parley.Tests.WebChat;
@@ -103,5 +106,24 @@ public sealed class BadInputTests : IAsyncLifetime
         anonymous.DefaultRequestHeaders.Authorization = new("Bearer", ParleyTestServer.DemoKey);
         var agents = await anonymous.GetFromJsonAsync<JsonElement>("/api/v1/agents");
         Assert.Contains(agents.GetProperty("agents").EnumerateArray(), a => a.GetProperty("name").GetString() == "Lead qualifier");
+    }
+
+    [Fact]
+    public async Task A_key_revoked_while_in_use_is_refused_with_401_from_the_next_request_on()
+    {
+        // The server keeps keys it found valid in memory (ApiKeyCache): revoking must drop the key from it at once.
+        var organizations = _server.Services.GetRequiredService<IOrganizationStore>();
+        var (organizationId, client) = await _server.CreateOrganizationAsync("Revokes");
+        var keyHash = ApiKeyHasher.Hash(client.DefaultRequestHeaders.GetValues("X-API-Key").Single());
+        for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/agents")).StatusCode);
+        var key = await organizations.FindApiKeyByHashAsync(keyHash);
+
+        Assert.True(await organizations.RevokeApiKeyAsync(organizationId, key!.Id, DateTimeOffset.UtcNow));
+
+        var refused = await client.PostAsJsonAsync($"/api/v1/threads/{_threadId}/messages", new { message = "hi" });
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal("Invalid API key.", (await refused.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("message").GetString());
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/agents")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _server.Client.GetAsync("/api/v1/agents")).StatusCode); // other keys still work
     }
 }

@@ -1,0 +1,121 @@
+using System.Collections.Concurrent;
+using Microsoft.Data.Sqlite;
+using Parley.Core.Threads;
+
+namespace Parley.Storage.Sqlite;
+
+// Threads kept in memory as they were last written, so that a write does not parse the thread's row (three JSON
+// columns and four timestamps) inside the writer, and a request does not parse it again before the write: both were
+// visible in perf profiles of the ingest benchmark (ReadThreadRow was 8.5 % of the writer thread's samples).
+//
+// Only the writer thread fills the cache, with the thread as the transaction it just committed left it (or as it read
+// it). Another store on the same file (a second node in the conformance tests, another process) may write the row too,
+// so a cached thread is used only after a look at its row's version: last_sequence, which every write of a thread
+// raises, and updated_at (a thread deleted and created again with the same id starts its sequence again). That look
+// reads two columns of one row by its key, without the JSON. Within one group-committed transaction a later write of
+// the same thread uses the earlier one's thread as is (the uncommitted overlay: no one else can write while the
+// transaction holds the write lock); the overlay becomes the cache after the commit and is dropped when it fails.
+public sealed partial class SqliteStore
+{
+    /// <summary>Threads kept at most; when full, the least recently used quarter is dropped.</summary>
+    internal const int MaxCachedThreads = 4096;
+
+    private readonly ConcurrentDictionary<Guid, CachedThread> _threadCache = new();
+
+    // Writer thread only: the threads the open transaction wrote, null for a deleted one.
+    private readonly Dictionary<Guid, ChatThread?> _uncommittedThreads = [];
+
+    private sealed class CachedThread(ChatThread thread)
+    {
+        public ChatThread Thread { get; } = thread;
+        public string UpdatedAt { get; } = Text(thread.UpdatedAt);
+        public long LastUsed = Environment.TickCount64;
+    }
+
+    /// <summary>
+    /// The thread as its row reads now: the cached thread when the row's version matches it, else the row parsed. Any
+    /// thread; only the writer thread adds what it read to the cache (<paramref name="tx"/> not null).
+    /// </summary>
+    private ChatThread? ReadThreadCached(SqliteConnection connection, Guid id, SqliteTransaction? tx)
+    {
+        if (_threadCache.TryGetValue(id, out var cached))
+        {
+            using var query = Command(connection, "SELECT last_sequence, updated_at FROM threads WHERE id = $id", tx, ("$id", Text(id)));
+            using (var r = query.ExecuteReader())
+            {
+                if (!r.Read())
+                {
+                    _threadCache.TryRemove(KeyValuePair.Create(id, cached));
+                    return null;
+                }
+                if (r.GetInt64(0) == cached.Thread.LastSequence && r.GetString(1) == cached.UpdatedAt)
+                {
+                    cached.LastUsed = Environment.TickCount64;
+                    return cached.Thread;
+                }
+            }
+            _threadCache.TryRemove(KeyValuePair.Create(id, cached));
+        }
+        var thread = ReadThread(connection, id, tx);
+        if (thread is not null && tx is not null) Cache(thread);
+        return thread;
+    }
+
+    /// <summary>Writer thread: the thread as the open transaction sees it, from memory when it can.</summary>
+    private ChatThread? ReadThreadForWrite(SqliteConnection connection, Guid id, SqliteTransaction tx) =>
+        _uncommittedThreads.TryGetValue(id, out var written) ? written : ReadThreadCached(connection, id, tx);
+
+    /// <summary>Writer thread: the open transaction wrote <paramref name="thread"/> (null: deleted it); called after its statements succeeded.</summary>
+    private void ThreadWritten(Guid id, ChatThread? thread) => _uncommittedThreads[id] = thread;
+
+    /// <summary>Writer thread: the open transaction committed; what it wrote is now the threads' committed state.</summary>
+    private void ThreadWritesCommitted()
+    {
+        foreach (var (id, thread) in _uncommittedThreads)
+        {
+            if (thread is null) _threadCache.TryRemove(id, out _);
+            else Cache(thread);
+        }
+        _uncommittedThreads.Clear();
+    }
+
+    /// <summary>Writer thread: the open transaction is over without a commit; forget what it wrote.</summary>
+    private void ThreadWritesRolledBack() => _uncommittedThreads.Clear();
+
+    private void Cache(ChatThread thread)
+    {
+        if (_threadCache.Count >= MaxCachedThreads && !_threadCache.ContainsKey(thread.Id))
+            foreach (var (id, _) in _threadCache.OrderBy(e => e.Value.LastUsed).Take(MaxCachedThreads / 4).ToList())
+                _threadCache.TryRemove(id, out _);
+        _threadCache[thread.Id] = new CachedThread(thread);
+    }
+
+    /// <summary>
+    /// The thread exactly as its row now reads: the columns an update does not write (id, organization, channel,
+    /// metadata, creation time) from <paramref name="stored"/>, times in UTC as the row stores them, and a private copy of
+    /// the variables (the caller's dictionary may change later).
+    /// </summary>
+    private static ChatThread AsStored(ChatThread written, ChatThread stored) => written with
+    {
+        Id = stored.Id,
+        OrganizationId = stored.OrganizationId,
+        Channel = stored.Channel,
+        Metadata = stored.Metadata,
+        CreatedAt = stored.CreatedAt,
+        UpdatedAt = written.UpdatedAt.ToUniversalTime(),
+        ClosedAt = written.ClosedAt?.ToUniversalTime(),
+        WindowExpiresAt = written.WindowExpiresAt.ToUniversalTime(),
+        Variables = ReferenceEquals(written.Variables, stored.Variables) ? stored.Variables : new Dictionary<string, string>(written.Variables),
+    };
+
+    /// <summary>A new thread as its inserted row reads (times in UTC, private copies of its maps).</summary>
+    private static ChatThread AsInserted(ChatThread thread) => thread with
+    {
+        Metadata = new Dictionary<string, string>(thread.Metadata),
+        Variables = new Dictionary<string, string>(thread.Variables),
+        CreatedAt = thread.CreatedAt.ToUniversalTime(),
+        UpdatedAt = thread.UpdatedAt.ToUniversalTime(),
+        ClosedAt = thread.ClosedAt?.ToUniversalTime(),
+        WindowExpiresAt = thread.WindowExpiresAt.ToUniversalTime(),
+    };
+}
