@@ -55,6 +55,18 @@ public sealed class ThreadEventSubscription : IDisposable
     }
 
     /// <summary>
+    /// The item <see cref="Wake"/> writes: never published, and skipped by <see cref="ThreadEventReader"/> (the only
+    /// caller of <see cref="Wake"/>), so other readers of <see cref="Reader"/> never see it.
+    /// </summary>
+    internal static readonly ThreadEvent WakeUp = new(Guid.Empty, -1, "", null, default, "");
+
+    /// <summary>
+    /// Wakes a reader waiting on <see cref="Reader"/> without an event (for a heartbeat or a cancellation), so its
+    /// waits need no cancellation token. Does nothing when the channel is full (the reader is awake then) or complete.
+    /// </summary>
+    internal void Wake() => _channel.Writer.TryWrite(WakeUp);
+
+    /// <summary>
     /// Completes the channel without unsubscribing, so the reader catches up from the store and subscribes again. A
     /// backplane calls it when it may have missed events (for example after reconnecting to its broker): pub/sub is a
     /// hint, the store is the truth.

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Parley.Core.Storage;
 
@@ -28,6 +29,7 @@ public readonly record struct ThreadStreamItem(ThreadStreamItemKind Kind, Thread
 public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, Microsoft.Extensions.Options.IOptions<ThreadEventReaderOptions>? options = null)
 {
     private readonly bool _checkStoreWhenIdle = options?.Value.CheckStoreWhenIdle ?? false;
+    private readonly HeartbeatClock _clock = new();
 
     /// <summary>Events read from the store per query during replay.</summary>
     public const int ReplayPageSize = 512;
@@ -45,52 +47,68 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var last = afterSequence;
-        using var timer = new HeartbeatTimer(cancellationToken);
-        while (!cancellationToken.IsCancellationRequested)
+        // Waits on the channel take no token (the channel reuses one waiter for them): the shared clock wakes the
+        // stream for its heartbeat, and this registration wakes it when the stream is cancelled.
+        var stream = new IdleStream(heartbeatInterval);
+        using var cancelled = cancellationToken.UnsafeRegister(static s => ((IdleStream)s!).Wake(), stream);
+        _clock.Add(stream);
+        try
         {
-            using var subscription = bus.Subscribe(threadId);
-
-            // Replay what the store has; anything appended meanwhile is already queued on the subscription.
-            await foreach (var e in ReadStoredAsync(threadId, last, long.MaxValue, cancellationToken))
+            while (!cancellationToken.IsCancellationRequested)
             {
-                last = e.Sequence;
-                yield return new ThreadStreamItem(ThreadStreamItemKind.Event, e);
-            }
-            yield return new ThreadStreamItem(ThreadStreamItemKind.Flush, null);
+                using var subscription = bus.Subscribe(threadId);
+                stream.Subscription = subscription;
 
-            var reader = subscription.Reader;
-            while (true)
-            {
-                if (reader.TryRead(out var live))
+                // Replay what the store has; anything appended meanwhile is already queued on the subscription.
+                await foreach (var e in ReadStoredAsync(threadId, last, long.MaxValue, cancellationToken))
                 {
-                    if (live.Sequence <= last) continue;
-                    if (live.Sequence > last + 1)
-                    {
-                        await foreach (var missed in ReadStoredAsync(threadId, last, live.Sequence - 1, cancellationToken))
-                        {
-                            last = missed.Sequence;
-                            yield return new ThreadStreamItem(ThreadStreamItemKind.Event, missed);
-                        }
-                        if (live.Sequence != last + 1) continue; // the store lags the hint; a later read will catch up
-                    }
-                    last = live.Sequence;
-                    yield return new ThreadStreamItem(ThreadStreamItemKind.Event, live);
-                    continue;
+                    last = e.Sequence;
+                    yield return new ThreadStreamItem(ThreadStreamItemKind.Event, e);
                 }
-
                 yield return new ThreadStreamItem(ThreadStreamItemKind.Flush, null);
 
-                var (ready, idle) = await WaitAsync(reader, heartbeatInterval, timer, cancellationToken);
-                if (idle)
+                var reader = subscription.Reader;
+                while (true)
                 {
-                    // A bus across nodes can lose the last event of a burst (nothing follows it to reveal the gap):
-                    // one indexed read per idle heartbeat finds it.
-                    if (_checkStoreWhenIdle && (await store.ReadEventsAsync(threadId, last, 1, cancellationToken)).Count > 0) break;
-                    yield return new ThreadStreamItem(ThreadStreamItemKind.Heartbeat, null);
-                    continue;
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (reader.TryRead(out var live))
+                    {
+                        if (ReferenceEquals(live, ThreadEventSubscription.WakeUp))
+                        {
+                            if (!stream.TakeDue()) continue; // woken for cancellation, or a heartbeat already sent
+                            // A bus across nodes can lose the last event of a burst (nothing follows it to reveal the
+                            // gap): one indexed read per idle heartbeat finds it.
+                            if (_checkStoreWhenIdle && (await store.ReadEventsAsync(threadId, last, 1, cancellationToken)).Count > 0) break;
+                            yield return new ThreadStreamItem(ThreadStreamItemKind.Heartbeat, null);
+                            continue;
+                        }
+                        if (live.Sequence <= last) continue;
+                        if (live.Sequence > last + 1)
+                        {
+                            await foreach (var missed in ReadStoredAsync(threadId, last, live.Sequence - 1, cancellationToken))
+                            {
+                                last = missed.Sequence;
+                                yield return new ThreadStreamItem(ThreadStreamItemKind.Event, missed);
+                            }
+                            if (live.Sequence != last + 1) continue; // the store lags the hint; a later read will catch up
+                        }
+                        last = live.Sequence;
+                        yield return new ThreadStreamItem(ThreadStreamItemKind.Event, live);
+                        continue;
+                    }
+
+                    yield return new ThreadStreamItem(ThreadStreamItemKind.Flush, null);
+
+                    stream.BeginWait();
+                    var ready = await reader.WaitToReadAsync(CancellationToken.None);
+                    stream.EndWait();
+                    if (!ready) break; // overflowed (or disposed): resubscribe and catch up from the store
                 }
-                if (!ready) break; // overflowed (or disposed): resubscribe and catch up from the store
             }
+        }
+        finally
+        {
+            _clock.Remove(stream);
         }
     }
 
@@ -110,52 +128,113 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
     }
 
     /// <summary>
-    /// Waits for the next live event or for <paramref name="heartbeatInterval"/> of silence. One wait at a time, on the
-    /// stream's own token that silence cancels: an earlier version left an uncancellable wait (and a continuation)
-    /// registered on the channel at every heartbeat, so idle streams grew for as long as they stayed idle.
+    /// One reading stream as the heartbeat clock sees it. Replaces a timer, a linked cancellation source and a
+    /// cancellable channel wait per stream (and their garbage at every heartbeat) with one small object.
     /// </summary>
-    private static async ValueTask<(bool Ready, bool Idle)> WaitAsync(
-        System.Threading.Channels.ChannelReader<ThreadEvent> reader, TimeSpan heartbeatInterval, HeartbeatTimer timer, CancellationToken cancellationToken)
+    private sealed class IdleStream(TimeSpan heartbeatInterval)
     {
-        var wait = reader.WaitToReadAsync(timer.Token);
-        if (wait.IsCompleted && !timer.Token.IsCancellationRequested) return (await wait, false);
-        timer.Arm(heartbeatInterval);
-        try
+        private int _waiting;
+        private int _due;
+        private long _idleSince;
+
+        /// <summary>The heartbeat interval in <see cref="Stopwatch"/> ticks.</summary>
+        public long Interval { get; } = Math.Max(1, (long)(heartbeatInterval.TotalSeconds * Stopwatch.Frequency));
+
+        /// <summary>Position in the clock's list (owned by the clock, under its lock).</summary>
+        public int Index { get; set; } = -1;
+
+        /// <summary>The current subscription, which a wake-up is written to.</summary>
+        public volatile ThreadEventSubscription? Subscription;
+
+        /// <summary>The reader is about to wait: silence starts now.</summary>
+        public void BeginWait()
         {
-            return (await wait, false);
+            Volatile.Write(ref _idleSince, Stopwatch.GetTimestamp());
+            Volatile.Write(ref _waiting, 1);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+
+        /// <summary>The reader woke up.</summary>
+        public void EndWait() => Volatile.Write(ref _waiting, 0);
+
+        /// <summary>Called by the clock: wakes the reader once its silence reached the interval.</summary>
+        public void WakeIfDue(long now)
         {
-            timer.Renew();
-            return (false, true);
+            if (Volatile.Read(ref _waiting) == 1 && now - Volatile.Read(ref _idleSince) >= Interval && Interlocked.Exchange(ref _due, 1) == 0)
+                Wake();
         }
-        finally
-        {
-            timer.Disarm();
-        }
+
+        /// <summary>True (once) when the clock found the stream silent for an interval.</summary>
+        public bool TakeDue() => Interlocked.Exchange(ref _due, 0) == 1;
+
+        /// <summary>Wakes the reader's wait (for a heartbeat, or because the stream was cancelled).</summary>
+        public void Wake() => Subscription?.Wake();
     }
 
-    /// <summary>A stream's token for waits: the stream's own, also cancelled after an interval of silence; reused while not fired.</summary>
-    private sealed class HeartbeatTimer(CancellationToken stream) : IDisposable
+    /// <summary>
+    /// One timer for the idle streams of the reader (a process has one reader): every tick it wakes the streams that
+    /// were silent for their heartbeat interval. It ticks at a quarter of the shortest interval (10 ms to 1 s), so a
+    /// heartbeat goes out between one and 1.25 intervals of silence; it stops while no stream is open.
+    /// </summary>
+    private sealed class HeartbeatClock
     {
-        private CancellationTokenSource _source = CancellationTokenSource.CreateLinkedTokenSource(stream);
+        private readonly Lock _lock = new();
+        private readonly List<IdleStream> _streams = [];
+        private readonly Timer _timer;
+        private long _periodMs = long.MaxValue;
+        private int _ticking;
 
-        public CancellationToken Token => _source.Token;
+        public HeartbeatClock() => _timer = new Timer(static c => ((HeartbeatClock)c!).Tick(), this, Timeout.Infinite, Timeout.Infinite);
 
-        public void Arm(TimeSpan interval) => _source.CancelAfter(interval);
-
-        public void Disarm()
+        public void Add(IdleStream stream)
         {
-            if (!_source.IsCancellationRequested) _source.CancelAfter(Timeout.InfiniteTimeSpan);
+            var period = Math.Clamp((long)(stream.Interval * 1000 / Stopwatch.Frequency / 4), 10, 1000);
+            lock (_lock)
+            {
+                stream.Index = _streams.Count;
+                _streams.Add(stream);
+                if (period < _periodMs)
+                {
+                    _periodMs = period;
+                    _timer.Change(period, period);
+                }
+            }
         }
 
-        public void Renew()
+        public void Remove(IdleStream stream)
         {
-            _source.Dispose();
-            _source = CancellationTokenSource.CreateLinkedTokenSource(stream);
+            lock (_lock)
+            {
+                if (stream.Index < 0) return;
+                var moved = _streams[^1];
+                _streams[stream.Index] = moved;
+                moved.Index = stream.Index;
+                _streams.RemoveAt(_streams.Count - 1);
+                stream.Index = -1;
+                if (_streams.Count == 0)
+                {
+                    _periodMs = long.MaxValue;
+                    _timer.Change(Timeout.Infinite, Timeout.Infinite);
+                }
+            }
         }
 
-        public void Dispose() => _source.Dispose();
+        private void Tick()
+        {
+            if (Interlocked.Exchange(ref _ticking, 1) == 1) return; // the previous tick is still running
+            try
+            {
+                var now = Stopwatch.GetTimestamp();
+                lock (_lock)
+                {
+                    // A wake-up only writes to a channel whose continuations run asynchronously: cheap under the lock.
+                    foreach (var stream in _streams) stream.WakeIfDue(now);
+                }
+            }
+            finally
+            {
+                Volatile.Write(ref _ticking, 0);
+            }
+        }
     }
 }
 

@@ -76,6 +76,8 @@ public static class ParleyApplication
             // Bodies are JSON, never inlined into HTML: keep apostrophes and the like readable.
             o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
         });
+        // No per-request Activity and logging scope unless request logs are on (HostingDiagnostics).
+        services.PostConfigure<Microsoft.Extensions.Logging.LoggerFilterOptions>(HostingDiagnostics.TurnOffWhenSilent);
         services.AddProblemDetails();
         services.AddExceptionHandler<ParleyExceptionHandler>();
         services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
