@@ -144,18 +144,25 @@ public sealed partial class SqliteStore : IDisposable
                     {
                         connection = new SqliteConnection(_connectionString);
                         connection.Open();
-                        // RESTART waits for readers through SQLite's busy handler (Microsoft.Data.Sqlite retries busy
-                        // statements itself and installs none), at most this long; it tries again next time otherwise.
-                        using var timeout = connection.CreateCommand();
-                        timeout.CommandText = "PRAGMA busy_timeout=2000;";
-                        timeout.ExecuteNonQuery();
                     }
                     // A PASSIVE checkpoint never waits, but the WAL starts again from its beginning only when no reader
                     // is using it; under steady load some request is always reading, and the WAL grew without bound
                     // (1.5 GB for a 46 MB database in the ingest benchmark, every write extending the file). Past
                     // RestartFrames the checkpointer waits for the readers to move on (RESTART: writers wait meanwhile,
                     // for the few frames the passive checkpoints left), so the next write reuses the file.
-                    if (Checkpoint(connection, "PASSIVE") >= RestartFrames) Checkpoint(connection, "RESTART");
+                    // RESTART waits for the readers that started before it through SQLite's busy handler
+                    // (Microsoft.Data.Sqlite installs none), holding writers back meanwhile: at most 50 ms, as they read
+                    // for a few ms at most, and the next tick tries again; past 4 × RestartFrames, up to 1 s.
+                    var frames = Checkpoint(connection, "PASSIVE");
+                    if (frames >= RestartFrames)
+                    {
+                        using (var timeout = connection.CreateCommand())
+                        {
+                            timeout.CommandText = frames >= 4 * RestartFrames ? "PRAGMA busy_timeout=1000;" : "PRAGMA busy_timeout=50;";
+                            timeout.ExecuteNonQuery();
+                        }
+                        Checkpoint(connection, "RESTART");
+                    }
                     checkpointed = commits;
                 }
                 catch (SqliteException ex)
