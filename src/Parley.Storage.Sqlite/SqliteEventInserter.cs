@@ -86,10 +86,11 @@ public sealed partial class SqliteStore
 
                 Check(raw.sqlite3_bind_text(_statement, 1, _buffer.AsSpan(ThreadAt, 36)));
                 Check(raw.sqlite3_bind_int64(_statement, 2, e.Sequence));
-                Check(raw.sqlite3_bind_text(_statement, 3, _buffer.AsSpan(VaryingAt, typeLength)));
+                // An empty span would bind as NULL (SQLitePCLRaw pins it to a null pointer): bind "" as a string.
+                Check(typeLength == 0 ? raw.sqlite3_bind_text(_statement, 3, "") : raw.sqlite3_bind_text(_statement, 3, _buffer.AsSpan(VaryingAt, typeLength)));
                 Check(hasRun ? raw.sqlite3_bind_text(_statement, 4, _buffer.AsSpan(RunAt, 36)) : raw.sqlite3_bind_null(_statement, 4));
                 Check(raw.sqlite3_bind_text(_statement, 5, _buffer.AsSpan(TimeAt, timeLength)));
-                Check(raw.sqlite3_bind_text(_statement, 6, _buffer.AsSpan(VaryingAt + typeLength, dataLength)));
+                Check(dataLength == 0 ? raw.sqlite3_bind_text(_statement, 6, "") : raw.sqlite3_bind_text(_statement, 6, _buffer.AsSpan(VaryingAt + typeLength, dataLength)));
                 var rc = raw.sqlite3_step(_statement);
                 raw.sqlite3_reset(_statement);
                 if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, _connection.Handle);

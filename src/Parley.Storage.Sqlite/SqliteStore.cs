@@ -110,7 +110,9 @@ public sealed partial class SqliteStore : IDisposable
         using var pragma = connection.CreateCommand();
         // No checkpoints on the writer thread (see CheckpointLoopAsync): SQLite's automatic checkpoint runs inside the
         // commit that crosses 1,000 WAL pages and stalled every write queued behind it for ≈ 15 ms (fsyncs included).
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;";
+        // busy_timeout: while a RESTART checkpoint holds the write lock, SQLite's own handler retries BEGIN IMMEDIATE in
+        // 1–100 ms steps (without it, Microsoft.Data.Sqlite's retry loop sleeps 150 ms per attempt).
+        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout=5000;";
         pragma.ExecuteNonQuery();
         KeptCommands.Add(connection, new Dictionary<string, KeptCommand>(StringComparer.Ordinal));
         _checkpointer = Task.Run(CheckpointLoopAsync);
@@ -142,8 +144,10 @@ public sealed partial class SqliteStore : IDisposable
                 {
                     if (connection is null)
                     {
-                        connection = new SqliteConnection(_connectionString);
-                        connection.Open();
+                        var opened = new SqliteConnection(_connectionString);
+                        try { opened.Open(); }
+                        catch { opened.Dispose(); throw; }
+                        connection = opened;
                     }
                     // A PASSIVE checkpoint never waits, but the WAL starts again from its beginning only when no reader
                     // is using it; under steady load some request is always reading, and the WAL grew without bound
@@ -165,9 +169,12 @@ public sealed partial class SqliteStore : IDisposable
                     }
                     checkpointed = commits;
                 }
-                catch (SqliteException ex)
+                catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    Log.CheckpointFailed(_logger, ex); // the WAL grows until the next one succeeds; nothing is lost
+                    // The WAL grows until the next one succeeds; nothing is lost. A fresh connection next time.
+                    Log.CheckpointFailed(_logger, ex);
+                    connection?.Dispose();
+                    connection = null;
                 }
             }
         }

@@ -62,9 +62,10 @@ public sealed class ThreadEventSubscription : IDisposable
 
     /// <summary>
     /// Wakes a reader waiting on <see cref="Reader"/> without an event (for a heartbeat or a cancellation), so its
-    /// waits need no cancellation token. Does nothing when the channel is full (the reader is awake then) or complete.
+    /// waits need no cancellation token. Does nothing when the channel is full (the reader is awake then) or complete;
+    /// returns false then.
     /// </summary>
-    internal void Wake() => _channel.Writer.TryWrite(WakeUp);
+    internal bool Wake() => _channel.Writer.TryWrite(WakeUp);
 
     /// <summary>
     /// Completes the channel without unsubscribing, so the reader catches up from the store and subscribes again. A

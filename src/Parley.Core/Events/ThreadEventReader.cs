@@ -159,15 +159,16 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
         /// <summary>Called by the clock: wakes the reader once its silence reached the interval.</summary>
         public void WakeIfDue(long now)
         {
-            if (Volatile.Read(ref _waiting) == 1 && now - Volatile.Read(ref _idleSince) >= Interval && Interlocked.Exchange(ref _due, 1) == 0)
-                Wake();
+            if (Volatile.Read(ref _waiting) == 1 && now - Volatile.Read(ref _idleSince) >= Interval && Interlocked.Exchange(ref _due, 1) == 0
+                && !Wake())
+                Volatile.Write(ref _due, 0); // no marker went out (channel full or completed): a later tick tries again
         }
 
         /// <summary>True (once) when the clock found the stream silent for an interval.</summary>
         public bool TakeDue() => Interlocked.Exchange(ref _due, 0) == 1;
 
         /// <summary>Wakes the reader's wait (for a heartbeat, or because the stream was cancelled).</summary>
-        public void Wake() => Subscription?.Wake();
+        public bool Wake() => Subscription?.Wake() ?? false;
     }
 
     /// <summary>

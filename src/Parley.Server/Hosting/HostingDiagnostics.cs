@@ -5,10 +5,11 @@ namespace Parley.Server.Hosting;
 /// <summary>
 /// Keeps ASP.NET Core's hosting layer from starting a request <see cref="System.Diagnostics.Activity"/> and a logging
 /// scope when nothing would use them. The hosting layer creates both for every request whenever its log category
-/// (<see cref="Category"/>) is enabled at any level, yet that category only logs at Information and below ("Request
+/// (<see cref="Category"/>) is enabled at any level; per request, that category only logs at Information ("Request
 /// starting", "Request finished"). A stream holds them for as long as it is open (≈ 1.3 KB each, measured in
 /// docs/benchmarks.md, idle-streams). With Parley's default levels (Microsoft.AspNetCore at Warning) the category is
-/// turned off; a configured level of Information or lower for it (or for a prefix such as <c>Microsoft.AspNetCore</c>)
+/// turned off — which also hides the few start-time warnings and errors the web host writes under it (an overridden
+/// listen address, a failing startup filter; the latter still stops the process with its exception); a configured level of Information or lower for it (or for a prefix such as <c>Microsoft.AspNetCore</c>)
 /// keeps request logs, scopes and activities as before, and so does a tracing listener (OpenTelemetry), for which
 /// the hosting layer starts the activity regardless of logging.
 /// </summary>
