@@ -294,27 +294,7 @@ if (Wants("ingest"))
     // Warm-up, not measured: a fresh server spends its first seconds in the JIT (tiered compilation was 15–44 % of the
     // server's samples in perf profiles of runs warmed for a fixed 10 s on a loaded machine). As for the other
     // scenarios: post for at least 10 s, then until the JIT settles (fewer than 50 methods compiled in 2 s), at most 60 s.
-    var warmUp = Stopwatch.StartNew();
-    var settled = false;
-    var watcher = Task.Run(async () =>
-    {
-        await Task.Delay(TimeSpan.FromSeconds(quick ? 3 : 10));
-        var previous = await CompiledMethodsAsync(http);
-        while (warmUp.Elapsed < TimeSpan.FromSeconds(60))
-        {
-            await Task.Delay(2000);
-            var now = await CompiledMethodsAsync(http);
-            if (now - previous < 50) break;
-            previous = now;
-        }
-        settled = true;
-    });
-    await Task.WhenAll(Enumerable.Range(0, workers).Select(async w =>
-    {
-        while (!settled) await PostAsync(http, threads[w], "warm-up");
-    }));
-    await watcher;
-    Console.Error.WriteLine($"Parley.Bench: warmed up for {warmUp.Elapsed.TotalSeconds:F0} s");
+    await WarmUpAsync(http, workers, TimeSpan.FromSeconds(quick ? 3 : 10), w => PostAsync(http, threads[w], "warm-up"));
     var latencies = new List<double>[workers];
     var cpu = parley.CpuTime();
     var benchCpu = Process.GetCurrentProcess().TotalProcessorTime;
@@ -425,9 +405,11 @@ static (long Called, long Yielded)? FirstDeltaStamps(string data)
 // Puts the fresh server's hot paths through the JIT before anything is measured: a server runs for days, and an
 // unwarmed run spent most of its time in tier-0 code and the JIT (perf, docs/benchmarks.md). Runs for at least
 // <paramref name="duration"/>, then on until the server's JIT settles (fewer than 50 methods compiled in 2 s, from its
-// System.Runtime metrics), at most 60 s.
-static async Task WarmUpAsync(HttpClient http, int workers, TimeSpan duration)
+// System.Runtime metrics), at most 60 s. Each worker repeats <paramref name="work"/> (given the worker's index), by
+// default: create a thread and stream one reply.
+static async Task WarmUpAsync(HttpClient http, int workers, TimeSpan duration, Func<int, Task>? work = null)
 {
+    work ??= async _ => await StreamOneRunAsync(http, await CreateThreadAsync(http, ParleyProcess.StreamingAgent));
     var clock = Stopwatch.StartNew();
     var settled = false;
     var watcher = Task.Run(async () =>
@@ -443,13 +425,9 @@ static async Task WarmUpAsync(HttpClient http, int workers, TimeSpan duration)
         }
         settled = true;
     });
-    await Task.WhenAll(Enumerable.Range(0, workers).Select(async _ =>
+    await Task.WhenAll(Enumerable.Range(0, workers).Select(async w =>
     {
-        while (!settled)
-        {
-            var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
-            await StreamOneRunAsync(http, thread);
-        }
+        while (!settled) await work(w);
     }));
     await watcher;
     Console.Error.WriteLine($"Parley.Bench: warmed up for {clock.Elapsed.TotalSeconds:F0} s");
