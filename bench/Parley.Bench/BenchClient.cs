@@ -69,6 +69,30 @@ internal static class BenchClient
     }
 
     /// <summary>
+    /// The fan-out scenarios' measurement: reads every one of <paramref name="streams"/> (open on one thread) while
+    /// <paramref name="post"/> posts one message whose reply has <paramref name="replyDeltas"/> deltas, until each sees
+    /// <c>run.completed</c>, then closes them. Figures: subscribers, deltas delivered in all, delivered events/s and their
+    /// ratio to <paramref name="ceiling"/> (events/s), subscribers that missed a delta.
+    /// </summary>
+    public static async Task<Dictionary<string, double>> MeasureFanOutAsync(HttpResponseMessage[] streams, Func<Task> post, int replyDeltas, double ceiling)
+    {
+        var started = Stopwatch.StartNew();
+        var readers = streams.Select(s => CountUntilAsync(s, e => e.EventType == "run.completed", e => e.EventType == "message.delta")).ToList();
+        await post();
+        var counts = await Task.WhenAll(readers);
+        var seconds = started.Elapsed.TotalSeconds;
+        foreach (var s in streams) s.Dispose();
+        return new()
+        {
+            ["subscribers"] = streams.Length,
+            ["delivered"] = counts.Sum(),
+            ["events_per_s"] = Math.Round(counts.Sum() / seconds),
+            ["ratio_to_ceiling"] = Math.Round(counts.Sum() / seconds / ceiling, 3),
+            ["incomplete_subscribers"] = counts.Count(n => n != replyDeltas),
+        };
+    }
+
+    /// <summary>
     /// The resume scenario's measurement: reconnects to the thread's stream with <c>Last-Event-ID</c> at the middle of
     /// its <paramref name="replyDeltas"/>-delta reply and reads to the run's end. Figures: the log's size, events
     /// replayed, ms to the first replayed event, replayed events/s and their ratio to <paramref name="ceiling"/> (events/s).

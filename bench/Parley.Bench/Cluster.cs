@@ -101,20 +101,7 @@ internal static class Cluster
                 using var httpB = NewClient(b.Address);
                 var thread = await CreateThreadAsync(httpA, ParleyProcess.StreamingAgent);
                 var streams = await Task.WhenAll(Enumerable.Range(0, subscribers).Select(i => OpenAsync(i % 2 == 0 ? httpA : httpB, $"/api/v1/threads/{thread}/stream?events=all", null)));
-                var started = Stopwatch.StartNew();
-                var readers = streams.Select(s => CountUntilAsync(s, e => e.EventType == "run.completed", e => e.EventType == "message.delta")).ToList();
-                await PostAsync(httpA, thread, "go");
-                var counts = await Task.WhenAll(readers);
-                var seconds = started.Elapsed.TotalSeconds;
-                foreach (var s in streams) s.Dispose();
-                Report("2n-fan-out", new()
-                {
-                    ["subscribers"] = subscribers,
-                    ["delivered"] = counts.Sum(),
-                    ["events_per_s"] = Math.Round(counts.Sum() / seconds),
-                    ["ratio_to_ceiling"] = Math.Round(counts.Sum() / seconds / ceiling, 3),
-                    ["incomplete_subscribers"] = counts.Count(n => n != 200),
-                });
+                Report("2n-fan-out", await MeasureFanOutAsync(streams, () => PostAsync(httpA, thread, "go"), 200, ceiling));
             }
         }
 

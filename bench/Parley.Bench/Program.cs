@@ -225,21 +225,9 @@ if (Wants("fan-out"))
     var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
     var streams = await Task.WhenAll(Enumerable.Range(0, subscribers).Select(_ => OpenAsync(http, $"/api/v1/threads/{thread}/stream?events=all", null)));
     var cpu = parley.CpuTime();
-    var started = Stopwatch.StartNew();
-    var readers = streams.Select(s => CountUntilAsync(s, e => e.EventType == "run.completed", e => e.EventType == "message.delta")).ToList();
-    await PostAsync(http, thread, "go");
-    var counts = await Task.WhenAll(readers);
-    var seconds = started.Elapsed.TotalSeconds;
-    foreach (var s in streams) s.Dispose();
-    Report("fan-out", new()
-    {
-        ["subscribers"] = subscribers,
-        ["delivered"] = counts.Sum(),
-        ["events_per_s"] = Math.Round(counts.Sum() / seconds),
-        ["ratio_to_ceiling"] = Math.Round(counts.Sum() / seconds / ceiling, 3),
-        ["incomplete_subscribers"] = counts.Count(n => n != 200),
-        ["server_cpu_us_per_event"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / Math.Max(1, counts.Sum()), 1),
-    });
+    var figures = await MeasureFanOutAsync(streams, () => PostAsync(http, thread, "go"), 200, ceiling);
+    figures["server_cpu_us_per_event"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / Math.Max(1, figures["delivered"]), 1);
+    Report("fan-out", figures);
 }
 
 if (Wants("idle-streams"))
