@@ -152,21 +152,11 @@ public sealed partial class SqliteStore : IDisposable
                     // A PASSIVE checkpoint never waits, but the WAL starts again from its beginning only when no reader
                     // is using it; under steady load some request is always reading, and the WAL grew without bound
                     // (1.5 GB for a 46 MB database in the ingest benchmark, every write extending the file). Past
-                    // RestartFrames the checkpointer waits for the readers to move on (RESTART: writers wait meanwhile,
-                    // for the few frames the passive checkpoints left), so the next write reuses the file.
-                    // RESTART waits for the readers that started before it through SQLite's busy handler
-                    // (Microsoft.Data.Sqlite installs none), holding writers back meanwhile: at most 50 ms, as they read
-                    // for a few ms at most, and the next tick tries again; past 4 × RestartFrames, up to 1 s.
-                    var frames = Checkpoint(connection, "PASSIVE");
-                    if (frames >= RestartFrames)
-                    {
-                        using (var timeout = connection.CreateCommand())
-                        {
-                            timeout.CommandText = frames >= 4 * RestartFrames ? "PRAGMA busy_timeout=1000;" : "PRAGMA busy_timeout=50;";
-                            timeout.ExecuteNonQuery();
-                        }
-                        Checkpoint(connection, "RESTART");
-                    }
+                    // RestartFrames a RESTART checkpoint waits for the readers that started before it (through SQLite's
+                    // busy handler, holding writers back meanwhile): at most 50 ms, as they read for a few ms, and the
+                    // next tick tries again; past 4 × RestartFrames up to 1 s. The next write then reuses the file.
+                    var frames = Checkpoint(connection, "PASSIVE", busyTimeoutMs: 0);
+                    if (frames >= RestartFrames) Checkpoint(connection, "RESTART", busyTimeoutMs: frames >= 4 * RestartFrames ? 1000 : 50);
                     checkpointed = commits;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -188,9 +178,15 @@ public sealed partial class SqliteStore : IDisposable
     /// <summary>WAL frames (pages of ≈ 4 KiB: 64 MiB) after which a checkpoint also restarts the WAL. Each restart makes writers wait for the checkpoint's fsync; at this size that is rare enough to stay out of the 99th percentile.</summary>
     internal const int RestartFrames = 16384;
 
-    // Runs a checkpoint (SQLite's wal_checkpoint pragma); returns the frames in the WAL before it.
-    private static long Checkpoint(SqliteConnection connection, string mode)
+    // Runs a checkpoint (SQLite's wal_checkpoint pragma) that waits for locks at most busyTimeoutMs; returns the frames
+    // in the WAL before it.
+    private static long Checkpoint(SqliteConnection connection, string mode, int busyTimeoutMs)
     {
+        using (var timeout = connection.CreateCommand())
+        {
+            timeout.CommandText = $"PRAGMA busy_timeout={busyTimeoutMs};";
+            timeout.ExecuteNonQuery();
+        }
         using var command = connection.CreateCommand();
         command.CommandText = $"PRAGMA wal_checkpoint({mode});";
         using var result = command.ExecuteReader();
