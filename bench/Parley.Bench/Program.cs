@@ -25,8 +25,10 @@ void Report(string name, Dictionary<string, double> figures)
 bool Wants(string name) => scenario == "all" || scenario == name;
 Console.Error.WriteLine($"Parley.Bench: {Environment.ProcessorCount} cores, server {serverDll}, {(quick ? "quick" : "full")} sizes");
 
-// The ceiling is measured in the same run, for the same event size, so every throughput is also a ratio to it.
+// The ceiling is measured in the same run, for the same event size, so every throughput is also a ratio to it. The
+// concurrent scenarios also get a ceiling of their own shape: C streams of 200 events each, read at once.
 double ceiling;
+var concurrentCeilings = new Dictionary<int, double>();
 await using (var ceilingServer = await Ceiling.StartAsync())
 {
     var n = quick ? 20_000 : 100_000;
@@ -35,7 +37,17 @@ await using (var ceilingServer = await Ceiling.StartAsync())
     var count = await CountEventsAsync(http, $"/sse?n={n}", _ => false, CancellationToken.None);
     ceiling = count / stopwatch.Elapsed.TotalSeconds;
     Report("ceiling", new() { ["events"] = count, ["events_per_s"] = Math.Round(ceiling) });
+    if (Wants("concurrent-runs"))
+        foreach (var c in ConcurrencyLevels())
+        {
+            await Task.WhenAll(Enumerable.Range(0, c).Select(_ => CountEventsAsync(http, "/sse?n=200", _ => false, CancellationToken.None)));
+            var started = Stopwatch.StartNew();
+            var counts = await Task.WhenAll(Enumerable.Range(0, c).Select(_ => CountEventsAsync(http, "/sse?n=200", _ => false, CancellationToken.None)));
+            concurrentCeilings[c] = counts.Sum() / started.Elapsed.TotalSeconds;
+            Report($"ceiling-{c}", new() { ["streams"] = c, ["events"] = counts.Sum(), ["events_per_s"] = Math.Round(concurrentCeilings[c]) });
+        }
 }
+int[] ConcurrencyLevels() => Option("--concurrency") is { } only ? [int.Parse(only, CultureInfo.InvariantCulture)] : quick ? [100] : [100, 1_000];
 
 // Two-node mode (Cluster.cs): the same scenarios across two nodes on PostgreSQL + Redis.
 if (Option("--nodes") is { } nodes && nodes != "1")
@@ -86,7 +98,7 @@ if (Wants("single-stream"))
 
 if (Wants("concurrent-runs"))
 {
-    foreach (var c in Option("--concurrency") is { } only ? [int.Parse(only, CultureInfo.InvariantCulture)] : quick ? new[] { 100 } : [100, 1_000])
+    foreach (var c in ConcurrencyLevels())
     {
         await using var parley = await ParleyProcess.StartAsync(serverDll, 200, 0);
         using var http = NewClient(parley.Address);
@@ -112,6 +124,7 @@ if (Wants("concurrent-runs"))
             ["deltas"] = deltas,
             ["events_per_s"] = Math.Round(deltas / seconds),
             ["ratio_to_ceiling"] = Math.Round(deltas / seconds / ceiling, 3),
+            ["ratio_to_ceiling_same_shape"] = Math.Round(deltas / seconds / concurrentCeilings[c], 3),
             ["post_to_first_delta_p50_ms"] = Math.Round(Percentile(runs.Select(r => r.FirstDeltaMs).ToList(), 0.50), 1),
             ["post_to_first_delta_p99_ms"] = Math.Round(Percentile(runs.Select(r => r.FirstDeltaMs).ToList(), 0.99), 1),
             ["server_queue_wait_p50_ms_le"] = queueWait.Quantile(0.50),

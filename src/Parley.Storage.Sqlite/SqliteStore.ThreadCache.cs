@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Parley.Core.Threads;
 
@@ -12,7 +13,8 @@ namespace Parley.Storage.Sqlite;
 // it). Another store on the same file (a second node in the conformance tests, another process) may write the row too,
 // so a cached thread is used only after a look at its row's version: last_sequence, which every write of a thread
 // raises, and updated_at (a thread deleted and created again with the same id starts its sequence again). That look
-// reads two columns of one row by its key, without the JSON. Within one group-committed transaction a later write of
+// reads two columns of one row by its key, without the JSON. The writer skips it while SQLite's data_version says no
+// other connection has committed since its last transaction (CheckOtherCommits). Within one group-committed transaction a later write of
 // the same thread uses the earlier one's thread as is (the uncommitted overlay: no one else can write while the
 // transaction holds the write lock); the overlay becomes the cache after the commit and is dropped when it fails.
 public sealed partial class SqliteStore
@@ -21,6 +23,23 @@ public sealed partial class SqliteStore
     internal const int MaxCachedThreads = 4096;
 
     private readonly ConcurrentDictionary<Guid, CachedThread> _threadCache = new();
+
+    // Writer thread only: SQLite's data_version of the writer's connection when its last transaction began, and whether
+    // it is unchanged in the open one. data_version changes when any other connection (another store on the same file,
+    // another process) commits, and not for the connection's own commits; unchanged, every cached thread is its row as
+    // the writer last read or wrote it, so the open transaction skips the per-write look at the row's version (one
+    // statement per write of a streaming run: paced concurrent-runs benchmark, docs/benchmarks.md).
+    private long _writerDataVersion = -1;
+    private bool _noOtherCommits;
+
+    /// <summary>Writer thread, first thing in a transaction: reads data_version and decides <see cref="_noOtherCommits"/>.</summary>
+    private void CheckOtherCommits(SqliteConnection connection, SqliteTransaction tx)
+    {
+        using var query = Command(connection, "PRAGMA data_version", tx);
+        var version = Convert.ToInt64(query.ExecuteScalar(), CultureInfo.InvariantCulture);
+        _noOtherCommits = version == _writerDataVersion;
+        _writerDataVersion = version; // no other connection can commit while this transaction holds the write lock
+    }
 
     // Writer thread only: the threads the open transaction wrote, null for a deleted one.
     private readonly Dictionary<Guid, ChatThread?> _uncommittedThreads = [];
@@ -40,6 +59,11 @@ public sealed partial class SqliteStore
     {
         if (_threadCache.TryGetValue(id, out var cached))
         {
+            if (tx is not null && _noOtherCommits)
+            {
+                cached.LastUsed = Environment.TickCount64;
+                return cached.Thread;
+            }
             using var query = Command(connection, "SELECT last_sequence, updated_at FROM threads WHERE id = $id", tx, ("$id", Text(id)));
             using (var r = query.ExecuteReader())
             {
@@ -71,6 +95,7 @@ public sealed partial class SqliteStore
     /// <summary>Writer thread: the open transaction committed; what it wrote is now the threads' committed state.</summary>
     private void ThreadWritesCommitted()
     {
+        _noOtherCommits = false;
         foreach (var (id, thread) in _uncommittedThreads)
         {
             if (thread is null) _threadCache.TryRemove(id, out _);
@@ -80,7 +105,11 @@ public sealed partial class SqliteStore
     }
 
     /// <summary>Writer thread: the open transaction is over without a commit; forget what it wrote.</summary>
-    private void ThreadWritesRolledBack() => _uncommittedThreads.Clear();
+    private void ThreadWritesRolledBack()
+    {
+        _noOtherCommits = false;
+        _uncommittedThreads.Clear();
+    }
 
     private void Cache(ChatThread thread)
     {

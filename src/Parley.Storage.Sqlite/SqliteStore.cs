@@ -112,7 +112,9 @@ public sealed partial class SqliteStore : IDisposable
         // commit that crosses 1,000 WAL pages and stalled every write queued behind it for ≈ 15 ms (fsyncs included).
         // busy_timeout: while a RESTART checkpoint holds the write lock, SQLite's own handler retries BEGIN IMMEDIATE in
         // 1–100 ms steps (without it, Microsoft.Data.Sqlite's retry loop sleeps 150 ms per attempt).
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout=5000;";
+        // cache_size: with many threads streaming at once each commit touches a page of every thread it writes, and
+        // with SQLite's default 2 MB cache the writer read those pages back from the file (pread) on every commit.
+        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536;";
         pragma.ExecuteNonQuery();
         KeptCommands.Add(connection, new Dictionary<string, KeptCommand>(StringComparer.Ordinal));
         _checkpointer = Task.Run(CheckpointLoopAsync);
@@ -286,6 +288,7 @@ public sealed partial class SqliteStore : IDisposable
             var connection = Writer();
             using (var tx = connection.BeginTransaction(deferred: false))
             {
+                CheckOtherCommits(connection, tx);
                 if (batch.Count == 1 && bulk.Count == 0)
                     batch[0].Execute(connection, tx); // a lone write needs no savepoint: its transaction rolls back instead
                 else
