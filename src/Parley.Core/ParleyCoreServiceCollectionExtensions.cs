@@ -27,6 +27,7 @@ public static class ParleyCoreServiceCollectionExtensions
         services.AddMetrics();
         services.TryAddSingleton<Diagnostics.ParleyMetrics>();
         services.TryAddSingleton<ThreadEventReader>();
+        services.TryAddSingleton<ThreadEventWatcher>();
         services.TryAddSingleton<ThreadService>();
         services.TryAddSingleton<AgentCatalog>();
         services.AddOptions<RunEngineOptions>().BindConfiguration("Parley:Runs")

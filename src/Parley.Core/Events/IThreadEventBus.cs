@@ -46,9 +46,17 @@ public sealed class ThreadEventSubscription : IDisposable
     /// <summary>True once the subscriber fell too far behind; the channel is then complete.</summary>
     public bool Overflowed { get; private set; }
 
+    /// <summary>
+    /// When set, <see cref="Offer"/> queues only the events this accepts, so a subscriber that waits for one kind of
+    /// event (<see cref="ThreadEventWatcher"/>) is not woken by every other. Called on the publishing thread: keep it
+    /// cheap and free of side effects. Events offered before it is set are queued unfiltered.
+    /// </summary>
+    public Func<ThreadEvent, bool>? Accepts { get; set; }
+
     /// <summary>Offers an event; on overflow marks the subscription and completes the channel.</summary>
     public void Offer(ThreadEvent e)
     {
+        if (Accepts is { } accepts && !accepts(e)) return;
         if (_channel.Writer.TryWrite(e)) return;
         Overflowed = true;
         _channel.Writer.TryComplete();

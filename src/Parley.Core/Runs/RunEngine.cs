@@ -31,7 +31,7 @@ public sealed partial class RunEngine(
     IThreadStore threads,
     IAgentStore agents,
     IEnumerable<IAgentExecutor> executors,
-    ThreadEventReader eventReader,
+    ThreadEventWatcher eventWatcher,
     IOptions<RunEngineOptions> options,
     Diagnostics.ParleyMetrics metrics,
     TimeProvider time,
@@ -345,14 +345,11 @@ public sealed partial class RunEngine(
         await Task.Yield();
         try
         {
-            await foreach (var item in eventReader.ReadAsync(run.ThreadId, afterSequence, TimeSpan.FromMinutes(5), cancellationToken))
-            {
-                if (item.Event is not { Type: ThreadEventTypes.RunCancelRequested } e || e.RunId != run.Id) continue;
-                var request = JsonSerializer.Deserialize(e.Data, CoreJsonContext.Payloads.RunCancelRequestedData);
-                progress.CancelAction = request?.Action == CancelActions.Rollback ? CancelActions.Rollback : CancelActions.Interrupt;
-                await runCancellation.CancelAsync();
-                return;
-            }
+            var e = await eventWatcher.WaitForAsync(run.ThreadId, afterSequence,
+                e => e.Type == ThreadEventTypes.RunCancelRequested && e.RunId == run.Id, cancellationToken);
+            var request = JsonSerializer.Deserialize(e.Data, CoreJsonContext.Payloads.RunCancelRequestedData);
+            progress.CancelAction = request?.Action == CancelActions.Rollback ? CancelActions.Rollback : CancelActions.Interrupt;
+            await runCancellation.CancelAsync();
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

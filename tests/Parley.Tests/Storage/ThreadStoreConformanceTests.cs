@@ -237,6 +237,40 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_watcher_finds_the_first_matching_event_stored_or_appended_later_and_its_subscription_queues_no_other()
+    {
+        var thread = await CreateThreadAsync();
+        var watcher = new ThreadEventWatcher(Threads, _store.Bus);
+        static bool IsCancelRequest(ThreadEvent e) => e.Type == ThreadEventTypes.RunCancelRequested;
+        Task AppendAsync(string type) => Threads.UpdateThreadAsync(thread.Id, change => { change.AppendRaw(type, null, "{}"); return true; });
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+
+        // Stored before the watch began: found by its read of the store.
+        await AppendAsync(ThreadEventTypes.MessageDelta); // 2
+        await AppendAsync(ThreadEventTypes.RunCancelRequested); // 3
+        Assert.Equal(3, (await watcher.WaitForAsync(thread.Id, 1, IsCancelRequest, timeout.Token)).Sequence);
+
+        // Appended while it waits, after many other events: found live, and only the match.
+        var waiting = watcher.WaitForAsync(thread.Id, 3, IsCancelRequest, timeout.Token);
+        for (var i = 0; i < 50; i++) await AppendAsync(ThreadEventTypes.MessageDelta); // 4–53
+        await AppendAsync(ThreadEventTypes.RunCancelRequested); // 54
+        Assert.Equal(54, (await waiting).Sequence);
+
+        // A subscription that accepts one kind of event is offered the others but queues none of them.
+        using var subscription = _store.Bus.Subscribe(thread.Id);
+        subscription.Accepts = IsCancelRequest;
+        await AppendAsync(ThreadEventTypes.MessageDelta); // 55
+        await AppendAsync(ThreadEventTypes.RunCancelRequested); // 56
+        var queued = new List<long>();
+        while (subscription.Reader.TryRead(out var e)) queued.Add(e.Sequence);
+        Assert.Equal([56L], queued);
+
+        // Cancelled while nothing matches: the wait ends with the cancellation.
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => watcher.WaitForAsync(thread.Id, 56, IsCancelRequest, cancel.Token));
+    }
+
+    [Fact]
     public async Task Concurrent_appends_to_one_thread_get_gap_free_unique_sequences()
     {
         var thread = await CreateThreadAsync();

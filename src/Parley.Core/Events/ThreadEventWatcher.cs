@@ -1,0 +1,83 @@
+using Microsoft.Extensions.Options;
+using Parley.Core.Storage;
+
+namespace Parley.Core.Events;
+
+/// <summary>
+/// Waits for one kind of event in a thread's log (a run's <c>run.cancel_requested</c>) without being woken by all the
+/// others: its bus subscription queues only the events it accepts (<see cref="ThreadEventSubscription.Accepts"/>).
+/// A <see cref="ThreadEventReader"/> would wake the waiter for every delta of the run it watches: one thread-pool
+/// item and a pass through the reader per token, for nothing (paced concurrent-runs benchmark, docs/benchmarks.md).
+/// </summary>
+/// <remarks>
+/// The store is the truth, as for the reader: the watcher subscribes, then reads the store after the given sequence,
+/// so a match appended in between is found in one or the other. It reads the store again, from where it stopped,
+/// whenever its subscription completes (the subscriber overflowed, or a backplane asked it to resync) and, with a
+/// backplane that may lose a message without noticing (<see cref="ThreadEventReaderOptions.CheckStoreWhenIdle"/>),
+/// every <see cref="StoreCheckInterval"/>.
+/// </remarks>
+public sealed class ThreadEventWatcher(IThreadStore store, IThreadEventBus bus, IOptions<ThreadEventReaderOptions>? options = null)
+{
+    private readonly bool _checkStorePeriodically = options?.Value.CheckStoreWhenIdle ?? false;
+
+    /// <summary>How often the store is read again when the bus may lose messages (2 s).</summary>
+    public static readonly TimeSpan StoreCheckInterval = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Returns the first event of thread <paramref name="threadId"/> with a sequence greater than
+    /// <paramref name="afterSequence"/> that <paramref name="match"/> accepts, stored or yet to come.
+    /// <paramref name="match"/> runs on the publishing thread too: keep it cheap. Throws
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> is cancelled first.
+    /// </summary>
+    public async Task<ThreadEvent> WaitForAsync(Guid threadId, long afterSequence, Func<ThreadEvent, bool> match, CancellationToken cancellationToken)
+    {
+        var storedUpTo = afterSequence;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var subscription = bus.Subscribe(threadId);
+            subscription.Accepts = match;
+            var reader = subscription.Reader;
+            while (true)
+            {
+                var (found, last) = await FindStoredAsync(threadId, storedUpTo, match, cancellationToken);
+                if (found is not null) return found;
+                storedUpTo = last;
+                while (reader.TryRead(out var live))
+                    if (live.Sequence > afterSequence && match(live)) return live;
+                if (!await WaitAsync(reader, cancellationToken)) break; // completed: subscribe again, then read the store
+            }
+        }
+    }
+
+    // True when the subscription has something (or the periodic store check is due), false when it completed.
+    private async Task<bool> WaitAsync(System.Threading.Channels.ChannelReader<ThreadEvent> reader, CancellationToken cancellationToken)
+    {
+        if (!_checkStorePeriodically) return await reader.WaitToReadAsync(cancellationToken);
+        using var due = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        due.CancelAfter(StoreCheckInterval);
+        try
+        {
+            return await reader.WaitToReadAsync(due.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return true; // time to look at the store again
+        }
+    }
+
+    // The first stored match after `after`, or null and the last sequence read.
+    private async Task<(ThreadEvent? Found, long Last)> FindStoredAsync(Guid threadId, long after, Func<ThreadEvent, bool> match, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var page = await store.ReadEventsAsync(threadId, after, ThreadEventReader.ReplayPageSize, cancellationToken);
+            foreach (var e in page)
+            {
+                if (match(e)) return (e, e.Sequence);
+                after = e.Sequence;
+            }
+            if (page.Count < ThreadEventReader.ReplayPageSize) return (null, after);
+        }
+    }
+}
