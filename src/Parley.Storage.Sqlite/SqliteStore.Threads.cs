@@ -48,14 +48,13 @@ public sealed partial class SqliteStore : IThreadStore
             var change = new ThreadChange(thread, _time.GetUtcNow());
             var result = decide(change);
             if (change.IsEmpty) return (result, []);
-            var original = change.Original;
-            if (change.Thread with { LastSequence = original.LastSequence, UpdatedAt = original.UpdatedAt } == original)
+            ChatThread written;
+            if (change.OnlyAppends)
             {
                 // Only events and rows were added (a run's deltas, most writes): no need to serialize the thread's
-                // variables and state again.
-                using var touch = Command(connection, "UPDATE threads SET updated_at = $updated, last_sequence = $sequence WHERE id = $id", tx,
-                    ("$updated", Text(change.Thread.UpdatedAt)), ("$sequence", change.Thread.LastSequence), ("$id", Text(threadId)));
-                touch.ExecuteNonQuery();
+                // variables and state again, nor to copy the thread record more than once.
+                written = thread with { LastSequence = change.LastSequence, UpdatedAt = change.Now.ToUniversalTime() };
+                RawStatements.For(connection).TouchThread(threadId, written.LastSequence, written.UpdatedAt);
             }
             else
             {
@@ -65,9 +64,10 @@ public sealed partial class SqliteStore : IThreadStore
                     WHERE id = $id
                     """, tx, UpdatedThreadParameters(change.Thread));
                 update.ExecuteNonQuery();
+                written = AsStored(change.Thread, thread);
             }
             WriteChildren(connection, tx, change);
-            ThreadWritten(threadId, AsStored(change.Thread, thread));
+            ThreadWritten(threadId, written);
             return (result, change.Events);
         }, cancellationToken, priority);
 

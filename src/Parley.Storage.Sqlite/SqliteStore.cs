@@ -85,6 +85,7 @@ public sealed partial class SqliteStore : IDisposable
         if (KeptCommands.TryGetValue(connection, out var kept))
             foreach (var command in kept.Values) command.Release();
         EventInserter.Release(connection);
+        RawStatements.Release(connection);
         connection.Dispose();
     }
 
@@ -298,15 +299,15 @@ public sealed partial class SqliteStore : IDisposable
                     {
                         // Savepoint statements are kept prepared like every other (SqliteTransaction.Save and Release
                         // parse a new statement on every call: two per write).
-                        Savepoint(connection, tx, "SAVEPOINT w");
+                        Savepoint(connection, "SAVEPOINT w");
                         if (batch[i].Execute(connection, tx))
                         {
-                            Savepoint(connection, tx, "RELEASE w");
+                            Savepoint(connection, "RELEASE w");
                             events += batch[i].Events.Count;
                             continue;
                         }
-                        Savepoint(connection, tx, "ROLLBACK TO w");
-                        Savepoint(connection, tx, "RELEASE w");
+                        Savepoint(connection, "ROLLBACK TO w");
+                        Savepoint(connection, "RELEASE w");
                         // A failed write may have left deferred foreign-key checking on for the rest of the transaction.
                         using var pragma = Command(connection, "PRAGMA defer_foreign_keys=OFF", tx);
                         pragma.ExecuteNonQuery();
@@ -338,11 +339,7 @@ public sealed partial class SqliteStore : IDisposable
         if (appended > 0) _metrics.EventsAppended.Add(appended);
     }
 
-    private static void Savepoint(SqliteConnection connection, SqliteTransaction tx, string sql)
-    {
-        using var command = Command(connection, sql, tx);
-        command.ExecuteNonQuery();
-    }
+    private static void Savepoint(SqliteConnection connection, string sql) => RawStatements.For(connection).Execute(sql);
 
     // Moves the oldest bulk write still wanted (not cancelled by its caller) into the batch; false when none is left.
     private static bool TakeBulk(Queue<PendingWrite> bulk, List<PendingWrite> batch)

@@ -30,21 +30,24 @@ public sealed class UsageMeteringChatClient(IChatClient innerClient, TokenCounte
         var list = messages as IList<ChatMessage> ?? messages.ToList();
         var meter = Meter(options);
         var reported = false;
-        var text = new System.Text.StringBuilder();
+        var texts = new List<string>(); // the reply's pieces, joined only when the provider reported no usage
         await foreach (var update in base.GetStreamingResponseAsync(list, options, cancellationToken))
         {
             if (meter is not null)
             {
-                foreach (var usage in update.Contents.OfType<UsageContent>())
+                // An indexed loop: Contents.OfType<T>() allocated an iterator and an enumerator for every token.
+                var contents = update.Contents;
+                for (var i = 0; i < contents.Count; i++)
                 {
+                    if (contents[i] is not UsageContent usage) continue;
                     reported = true;
                     meter.Add(usage.Details.InputTokenCount ?? 0, usage.Details.OutputTokenCount ?? 0);
                 }
-                if (!reported) text.Append(update.Text);
+                if (!reported && update.Text is { Length: > 0 } text) texts.Add(text);
             }
             yield return update;
         }
-        if (meter is not null && !reported) meter.Add(Estimate(list), tokens.Count(text.ToString()));
+        if (meter is not null && !reported) meter.Add(Estimate(list), tokens.Count(string.Concat(texts)));
     }
 
     private static UsageMeter? Meter(ChatOptions? options) =>

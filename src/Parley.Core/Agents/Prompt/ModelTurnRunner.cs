@@ -58,12 +58,16 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             var roundText = new StringBuilder();
             await foreach (var update in client.GetStreamingResponseAsync(messages, options, cancellationToken))
             {
-                if (!string.IsNullOrEmpty(update.Text))
+                var text = update.Text;
+                if (text.Length > 0)
                 {
-                    roundText.Append(update.Text);
-                    yield return new TextDeltaUpdate(update.Text);
+                    roundText.Append(text);
+                    yield return new TextDeltaUpdate(text);
                 }
-                calls.AddRange(update.Contents.OfType<FunctionCallContent>());
+                // An indexed loop: Contents.OfType<T>() allocated an iterator and an enumerator for every token.
+                var contents = update.Contents;
+                for (var i = 0; i < contents.Count; i++)
+                    if (contents[i] is FunctionCallContent functionCall) calls.Add(functionCall);
             }
             reply.Append(roundText);
             if (calls.Count == 0) break;
