@@ -381,7 +381,7 @@ public sealed partial class RunEngine(
                     ThreadId = run.ThreadId,
                     OrganizationId = run.OrganizationId,
                     Direction = MessageDirection.OUTBOUND,
-                    MessageBody = progress.PendingText.ToString(),
+                    MessageBody = string.Concat(progress.PendingDeltas),
                     Status = MessageStatus.FAILED,
                     RunId = run.Id,
                     CreatedAt = change.Now,
@@ -401,7 +401,7 @@ public sealed partial class RunEngine(
                 ThreadId = run.ThreadId,
                 OrganizationId = run.OrganizationId,
                 Direction = MessageDirection.OUTBOUND,
-                MessageBody = progress?.PendingText.ToString() ?? "",
+                MessageBody = progress is null ? "" : string.Concat(progress.PendingDeltas),
                 Status = MessageStatus.FAILED,
                 RunId = run.Id,
                 CreatedAt = change.Now,
@@ -429,8 +429,8 @@ public sealed partial class RunEngine(
         /// <summary>Id of the outbound message whose deltas are streaming, or null.</summary>
         public Guid? PendingMessageId { get; set; }
 
-        /// <summary>Its text so far.</summary>
-        public System.Text.StringBuilder PendingText { get; } = new();
+        /// <summary>Its text so far, as its deltas (joined only when the run ends without its message: no copy per token).</summary>
+        public List<string> PendingDeltas { get; } = [];
 
         /// <summary>Tokens used so far, or null when no model was called.</summary>
         public Models.TokenUsage? Usage { get; set; }
@@ -454,13 +454,13 @@ public sealed partial class RunEngine(
     /// <summary>Turns one executor update into changes of the thread.</summary>
     internal static void Apply(ThreadChange change, Run run, AgentUpdate update, RunProgress progress)
     {
-        var thread = change.Thread;
+        // change.Thread is read only where it is needed: reading it after an append copies the thread record.
         switch (update)
         {
             case TextDeltaUpdate d:
                 progress.HasOutput = true;
                 progress.PendingMessageId ??= Guid.CreateVersion7(change.Now);
-                progress.PendingText.Append(d.Delta);
+                progress.PendingDeltas.Add(d.Delta);
                 change.Append(ThreadEventTypes.MessageDelta, run.Id, new MessageDeltaData(progress.PendingMessageId.Value, d.Delta), CoreJsonContext.Payloads.MessageDeltaData);
                 break;
             case OutboundMessageUpdate m:
@@ -469,8 +469,8 @@ public sealed partial class RunEngine(
                 change.AddMessage(new ThreadMessage
                 {
                     Id = progress.PendingMessageId ?? Guid.CreateVersion7(change.Now),
-                    ThreadId = thread.Id,
-                    OrganizationId = thread.OrganizationId,
+                    ThreadId = change.Original.Id,
+                    OrganizationId = change.Original.OrganizationId,
                     Direction = MessageDirection.OUTBOUND,
                     MessageBody = m.Text,
                     Status = MessageStatus.SENT,
@@ -480,18 +480,18 @@ public sealed partial class RunEngine(
                     CreatedAt = change.Now,
                 });
                 progress.PendingMessageId = null;
-                progress.PendingText.Clear();
+                progress.PendingDeltas.Clear();
                 break;
             case VariablesUpdate v:
-                var variables = new Dictionary<string, string>(thread.Variables);
+                var variables = new Dictionary<string, string>(change.Thread.Variables);
                 foreach (var (name, value) in v.Values) variables[name] = value;
                 change.UpdateState(variables: variables, runId: run.Id);
                 break;
             case FlowStateUpdate f:
-                change.UpdateState(state: thread.State with { Flow = f.State }, runId: run.Id);
+                change.UpdateState(state: change.Thread.State with { Flow = f.State }, runId: run.Id);
                 break;
             case HandOffUpdate h:
-                change.UpdateState(state: thread.State with { Control = ChatThreadState.HumanControl, HandOffReason = h.Reason }, runId: run.Id);
+                change.UpdateState(state: change.Thread.State with { Control = ChatThreadState.HumanControl, HandOffReason = h.Reason }, runId: run.Id);
                 break;
             case CloseThreadUpdate c:
                 progress.CloseReason ??= c.Reason; // applied with the run's end

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.AI;
 using Parley.Core.Agents.Flow;
@@ -50,18 +49,18 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             AdditionalProperties = new AdditionalPropertiesDictionary { [UsageMeter.Key] = meter },
         };
 
-        var reply = new StringBuilder();
+        var reply = ""; // a round's text is kept as its deltas and joined once at the round's end (not copied per token)
         var deferred = new List<AgentUpdate>();
         for (var call = 1; ; call++)
         {
             var calls = new List<FunctionCallContent>();
-            var roundText = new StringBuilder();
+            var roundDeltas = new List<string>();
             await foreach (var update in client.GetStreamingResponseAsync(messages, options, cancellationToken))
             {
                 var text = update.Text;
                 if (text.Length > 0)
                 {
-                    roundText.Append(text);
+                    roundDeltas.Add(text);
                     yield return new TextDeltaUpdate(text);
                 }
                 // An indexed loop: Contents.OfType<T>() allocated an iterator and an enumerator for every token.
@@ -69,12 +68,13 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
                 for (var i = 0; i < contents.Count; i++)
                     if (contents[i] is FunctionCallContent functionCall) calls.Add(functionCall);
             }
-            reply.Append(roundText);
+            var roundText = string.Concat(roundDeltas);
+            reply += roundText;
             if (calls.Count == 0) break;
             if (call == MaxModelCalls)
                 throw new InvalidOperationException($"The model called tools {MaxModelCalls} times in a row without answering.");
 
-            var assistant = new ChatMessage(ChatRole.Assistant, [.. roundText.Length > 0 ? [new TextContent(roundText.ToString())] : Array.Empty<AIContent>(), .. calls]);
+            var assistant = new ChatMessage(ChatRole.Assistant, [.. roundText.Length > 0 ? [new TextContent(roundText)] : Array.Empty<AIContent>(), .. calls]);
             messages.Add(assistant);
             var results = new List<AIContent>();
             foreach (var functionCall in calls)
@@ -95,7 +95,7 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             messages.Add(new ChatMessage(ChatRole.Tool, results));
         }
 
-        yield return new OutboundMessageUpdate(reply.ToString(), [], meter.Total);
+        yield return new OutboundMessageUpdate(reply, [], meter.Total);
         foreach (var effect in deferred) yield return effect;
     }
 
