@@ -29,7 +29,7 @@ public sealed class IdleTimeoutChatClient(IChatClient innerClient, TimeSpan time
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(timeout);
+        using var silence = new SilenceTimer(cts, timeout);
         await using var enumerator = base.GetStreamingResponseAsync(messages, options, cts.Token).GetAsyncEnumerator(cts.Token);
         while (true)
         {
@@ -43,10 +43,49 @@ public sealed class IdleTimeoutChatClient(IChatClient innerClient, TimeSpan time
                 throw Timeout();
             }
             if (!more) yield break;
-            cts.CancelAfter(timeout); // restart the clock: the model is alive
+            silence.Restart(); // the model is alive
             yield return enumerator.Current;
         }
     }
 
     private TimeoutException Timeout() => new($"The model sent nothing for {timeout.TotalSeconds:0.###} s.");
+
+    /// <summary>
+    /// Cancels <c>cts</c> once no <see cref="Restart"/> came for the timeout. Its timer fires at most once per timeout
+    /// and re-arms itself for the time left; moving a timer on every update (<c>CancelAfter</c> per token, a lock on the
+    /// runtime's timer queue) was a visible cost with a thousand replies streaming at once.
+    /// </summary>
+    private sealed class SilenceTimer : IDisposable
+    {
+        private readonly CancellationTokenSource _cts;
+        private readonly TimeSpan _timeout;
+        private readonly Timer _timer;
+        private long _lastAlive = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        public SilenceTimer(CancellationTokenSource cts, TimeSpan timeout)
+        {
+            _cts = cts;
+            _timeout = timeout;
+            _timer = new Timer(static s => ((SilenceTimer)s!).Check(), this, timeout, System.Threading.Timeout.InfiniteTimeSpan);
+        }
+
+        /// <summary>Restarts the silence: an update arrived.</summary>
+        public void Restart() => Volatile.Write(ref _lastAlive, System.Diagnostics.Stopwatch.GetTimestamp());
+
+        private void Check()
+        {
+            var silent = System.Diagnostics.Stopwatch.GetElapsedTime(Volatile.Read(ref _lastAlive));
+            try
+            {
+                if (silent >= _timeout) _cts.Cancel();
+                else _timer.Change(_timeout - silent, System.Threading.Timeout.InfiniteTimeSpan);
+            }
+            catch (ObjectDisposedException)
+            {
+                // the call ended meanwhile
+            }
+        }
+
+        public void Dispose() => _timer.Dispose();
+    }
 }
