@@ -19,6 +19,15 @@ public sealed partial class SqliteStore : IDisposable
     private readonly Core.Diagnostics.ParleyMetrics _metrics;
     private readonly Microsoft.Extensions.Logging.ILogger _logger;
 
+    // SQLite keeps memory statistics (sqlite3_memory_used) behind a global mutex taken on every allocation; Parley reads
+    // none, and the lock/unlock pairs were ≈ 5 % of the writer thread's samples at 1,000 concurrent runs. The setting
+    // must come before SQLite initializes (the first connection in the process); later it is refused, harmlessly.
+    static SqliteStore()
+    {
+        SQLitePCL.Batteries_V2.Init();
+        SQLitePCL.raw.sqlite3_config(SQLitePCL.raw.SQLITE_CONFIG_MEMSTATUS, 0);
+    }
+
     /// <summary>Opens (creating and migrating when needed) the database named by <paramref name="options"/>.</summary>
     /// <exception cref="ArgumentException">The connection string is invalid.</exception>
     /// <exception cref="SqliteException">The file cannot be opened or created.</exception>
