@@ -24,8 +24,8 @@ public interface IThreadEventBus
 /// </summary>
 /// <remarks>
 /// The queue is a <see cref="ChannelReader{T}"/> of its own rather than a bounded <see cref="Channel{T}"/>: every open
-/// stream holds one for as long as it is open, mostly idle, and a bounded channel with its reader, writer, lock and
-/// four reusable wait operations took ≈ 0.8 KB per stream where this takes ≈ 0.15 KB (docs/benchmarks.md,
+/// stream holds one for as long as it is open, mostly idle, and a bounded channel with its reader, writer, deque and
+/// four reusable wait operations took ≈ 0.65 KB per stream where this takes ≈ 0.15 KB (docs/benchmarks.md,
 /// idle-streams). Same policy: one reader, many writers, a bound, and a full queue completes instead of blocking.
 /// </remarks>
 public sealed class ThreadEventSubscription : IDisposable
@@ -90,7 +90,7 @@ public sealed class ThreadEventSubscription : IDisposable
     }
 
     /// <summary>
-    /// A bounded FIFO of events for one reader and many writers: a ring buffer allocated at the first event and grown
+    /// A bounded FIFO of events for one reader and many writers: a ring buffer allocated at the first item and grown
     /// up to <see cref="Capacity"/>, and one reusable wait. Waits without a cancellation token (the reader's) allocate
     /// nothing; a cancellable wait (tests, other readers) gets a task of its own. Continuations always run on the
     /// thread pool, never inside a writer (a publisher or the heartbeat clock holding its lock).

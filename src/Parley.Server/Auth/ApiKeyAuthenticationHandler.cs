@@ -33,7 +33,7 @@ public sealed class ApiKeyAuthenticationHandler(
         if (key is null) return AuthenticateResult.NoResult();
         var stored = await organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(key), Context.RequestAborted);
         if (stored is null) return AuthenticateResult.Fail("Invalid API key.");
-        return Context.RequestServices.GetRequiredService<ApiKeyTickets>().For(stored, SchemeName);
+        return Context.RequestServices.GetRequiredService<ApiKeyTickets>().For(stored);
     }
 
     /// <inheritdoc />

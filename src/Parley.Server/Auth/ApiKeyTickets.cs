@@ -8,7 +8,7 @@ namespace Parley.Server.Auth;
 /// <summary>
 /// The authentication result of a valid API key, built once per <see cref="ApiKey"/> record the store hands out and
 /// shared by every request it authenticates, instead of a principal, identity, claims and ticket per request. An open
-/// stream holds its request's result for as long as it is open (≈ 0.8 KB each; docs/benchmarks.md, idle-streams).
+/// stream holds its request's result for as long as it is open (≈ 0.7 KB each; docs/benchmarks.md, idle-streams).
 /// </summary>
 /// <remarks>
 /// Validity is unchanged: the store is still asked on every request, and it hands out a new record when it reads the
@@ -20,12 +20,12 @@ internal sealed class ApiKeyTickets
 {
     private readonly ConditionalWeakTable<ApiKey, AuthenticateResult> _results = new();
 
-    /// <summary>The successful result for <paramref name="key"/> under <paramref name="scheme"/>.</summary>
-    public AuthenticateResult For(ApiKey key, string scheme) =>
-        _results.TryGetValue(key, out var known) ? known : _results.GetValue(key, k => Build(k, scheme));
+    /// <summary>The successful result for <paramref name="key"/> (scheme <see cref="ApiKeyAuthenticationHandler.SchemeName"/>).</summary>
+    public AuthenticateResult For(ApiKey key) => _results.GetValue(key, static k => Build(k));
 
-    private static AuthenticateResult Build(ApiKey key, string scheme)
+    private static AuthenticateResult Build(ApiKey key)
     {
+        const string scheme = ApiKeyAuthenticationHandler.SchemeName;
         var claims = new List<Claim>(4)
         {
             new(ParleyClaims.OrganizationId, key.OrganizationId.ToString("D")),
