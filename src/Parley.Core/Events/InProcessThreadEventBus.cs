@@ -8,10 +8,16 @@ public sealed class InProcessThreadEventBus : IThreadEventBus
 {
     private readonly ConcurrentDictionary<Guid, ImmutableArray<ThreadEventSubscription>> _subscribers = new();
 
+    /// <summary>One delegate for every subscription (each open stream held one of its own).</summary>
+    private readonly Action<ThreadEventSubscription> _unsubscribe;
+
+    /// <summary>Creates an empty bus.</summary>
+    public InProcessThreadEventBus() => _unsubscribe = Unsubscribe;
+
     /// <inheritdoc />
     public ThreadEventSubscription Subscribe(Guid threadId)
     {
-        var subscription = new ThreadEventSubscription(threadId, Unsubscribe);
+        var subscription = new ThreadEventSubscription(threadId, _unsubscribe);
         _subscribers.AddOrUpdate(threadId, [subscription], (_, list) => list.Add(subscription));
         return subscription;
     }

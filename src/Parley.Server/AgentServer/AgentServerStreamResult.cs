@@ -43,7 +43,8 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
         await SseResponse.StartAsync(httpContext.Response, cancellationToken);
         metrics.OpenStreams.Add(1);
         using var closed = new OpenStreamScope(metrics);
-        await using var buffered = new BufferedStream(httpContext.Response.Body, 4 * 1024);
+        // Events are copied into the response pipe and sent at each flush; an idle stream holds no buffer of its own.
+        var buffered = new ResponseBufferStream(httpContext.Response.BodyWriter);
         try
         {
             await SseFormatter.WriteAsync(ProjectAsync(source, projector, buffered, metrics.EventsDelivered, cancellationToken), buffered, FormatData, cancellationToken);

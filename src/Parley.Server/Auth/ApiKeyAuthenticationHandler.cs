@@ -33,15 +33,7 @@ public sealed class ApiKeyAuthenticationHandler(
         if (key is null) return AuthenticateResult.NoResult();
         var stored = await organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(key), Context.RequestAborted);
         if (stored is null) return AuthenticateResult.Fail("Invalid API key.");
-        var claims = new List<Claim>
-        {
-            new(ParleyClaims.OrganizationId, stored.OrganizationId.ToString("D")),
-            new(ParleyClaims.ApiKeyId, stored.Id.ToString("D")),
-        };
-        if (stored.AgentId is { } agentId) claims.Add(new Claim(ParleyClaims.AgentId, agentId.ToString("D")));
-        if (stored.RequestsPerMinute is { } rpm) claims.Add(new Claim(ParleyClaims.RequestsPerMinute, rpm.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        var identity = new ClaimsIdentity(claims, SchemeName);
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+        return Context.RequestServices.GetRequiredService<ApiKeyTickets>().For(stored);
     }
 
     /// <inheritdoc />
@@ -104,6 +96,7 @@ public static class ApiKeyAuthenticationExtensions
     /// <summary>Adds the API key scheme as the default and an authorization policy that requires it.</summary>
     public static IServiceCollection AddApiKeyAuthentication(this IServiceCollection services)
     {
+        services.AddSingleton<ApiKeyTickets>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorization();
