@@ -62,8 +62,41 @@ public sealed partial class SqliteStore
     }
 
     /// <summary>Writer thread: the thread as the open transaction sees it, from memory when it can.</summary>
-    private ChatThread? ReadThreadForWrite(SqliteConnection connection, Guid id, SqliteTransaction tx) =>
-        _uncommittedThreads.TryGetValue(id, out var written) ? written : ReadThreadCached(connection, id, tx);
+    private ChatThread? ReadThreadForWrite(SqliteConnection connection, Guid id, SqliteTransaction tx)
+    {
+        if (_uncommittedThreads.TryGetValue(id, out var written)) return written;
+        if (_threadCacheCurrent && _threadCache.TryGetValue(id, out var cached))
+        {
+            cached.LastUsed = Environment.TickCount64;
+            return cached.Thread;
+        }
+        return ReadThreadCached(connection, id, tx);
+    }
+
+    // Writer thread only. SQLite's data_version of the writer connection changes when, and only when, another connection
+    // committed a change to the file (its own commits leave it as it is). The cache holds what this writer committed or
+    // read inside its transactions, so while data_version stays the same from one transaction to the next no one else
+    // wrote, and a write may use its cached thread without looking at the row's version (one statement per write, most of
+    // the writer's reads in the ingest benchmark). When it changed, every entry may be stale: the cache is emptied, and
+    // this transaction looks at each row's version as before.
+    private long _writerDataVersion = -1;
+    private bool _threadCacheCurrent;
+
+    /// <summary>Writer thread, right after <c>BEGIN IMMEDIATE</c>: whether the cache may be used without version checks in this transaction.</summary>
+    private void TrustThreadCacheIfUnchanged(SqliteConnection connection, SqliteTransaction tx)
+    {
+        _threadCacheCurrent = false;
+        long version;
+        using (var query = Command(connection, "PRAGMA data_version", tx))
+            version = Convert.ToInt64(query.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        if (version == _writerDataVersion)
+        {
+            _threadCacheCurrent = true;
+            return;
+        }
+        _threadCache.Clear();
+        _writerDataVersion = version;
+    }
 
     /// <summary>Writer thread: the open transaction wrote <paramref name="thread"/> (null: deleted it); called after its statements succeeded.</summary>
     private void ThreadWritten(Guid id, ChatThread? thread) => _uncommittedThreads[id] = thread;

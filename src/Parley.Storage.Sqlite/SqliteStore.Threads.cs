@@ -53,9 +53,15 @@ public sealed partial class SqliteStore : IThreadStore
             {
                 // Only events and rows were added (a run's deltas, most writes): no need to serialize the thread's
                 // variables and state again.
-                using var touch = Command(connection, "UPDATE threads SET updated_at = $updated, last_sequence = $sequence WHERE id = $id", tx,
-                    ("$updated", Text(change.Thread.UpdatedAt)), ("$sequence", change.Thread.LastSequence), ("$id", Text(threadId)));
-                touch.ExecuteNonQuery();
+                RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2 WHERE id = ?3")
+                    .Bind(1, Text(change.Thread.UpdatedAt)).Bind(2, change.Thread.LastSequence).Bind(3, Text(threadId)).Execute();
+            }
+            else if (change.Thread with { LastSequence = original.LastSequence, UpdatedAt = original.UpdatedAt, WindowExpiresAt = original.WindowExpiresAt } == original)
+            {
+                // A user's message: rows added and the inactivity window restarted.
+                RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2, window_expires_at = ?3 WHERE id = ?4")
+                    .Bind(1, Text(change.Thread.UpdatedAt)).Bind(2, change.Thread.LastSequence).Bind(3, Text(change.Thread.WindowExpiresAt))
+                    .Bind(4, Text(threadId)).Execute();
             }
             else
             {
@@ -240,17 +246,15 @@ public sealed partial class SqliteStore : IThreadStore
             deleteRun.ExecuteNonQuery();
         }
         foreach (var m in change.Messages)
-        {
-            using var insert = Command(connection, """
+            RawStatement.For(connection, """
                 INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at, input_tokens, output_tokens)
-                VALUES ($id, $thread, $direction, $body, $status, $run, $replies, $sequence, $created, $input, $output)
-                """, tx,
-                ("$id", Text(m.Id)), ("$thread", Text(m.ThreadId)), ("$direction", m.Direction.ToString()), ("$body", m.MessageBody),
-                ("$status", m.Status.ToString()), ("$run", Text(m.RunId)),
-                ("$replies", m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Payloads.ListString)),
-                ("$sequence", m.Sequence), ("$created", Text(m.CreatedAt)), ("$input", m.Usage?.InputTokens), ("$output", m.Usage?.OutputTokens));
-            insert.ExecuteNonQuery();
-        }
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                """)
+                .Bind(1, Text(m.Id)).Bind(2, Text(m.ThreadId)).Bind(3, m.Direction.ToString()).Bind(4, m.MessageBody)
+                .Bind(5, m.Status.ToString()).Bind(6, Text(m.RunId))
+                .Bind(7, m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Payloads.ListString))
+                .Bind(8, m.Sequence).Bind(9, Text(m.CreatedAt)).Bind(10, m.Usage?.InputTokens).Bind(11, m.Usage?.OutputTokens)
+                .Execute();
         foreach (var run in change.Runs)
         {
             using var upsert = Command(connection, $"""

@@ -85,6 +85,7 @@ public sealed partial class SqliteStore : IDisposable
         if (KeptCommands.TryGetValue(connection, out var kept))
             foreach (var command in kept.Values) command.Release();
         EventInserter.Release(connection);
+        RawStatement.Release(connection);
         connection.Dispose();
     }
 
@@ -286,6 +287,7 @@ public sealed partial class SqliteStore : IDisposable
             var connection = Writer();
             using (var tx = connection.BeginTransaction(deferred: false))
             {
+                TrustThreadCacheIfUnchanged(connection, tx);
                 if (batch.Count == 1 && bulk.Count == 0)
                     batch[0].Execute(connection, tx); // a lone write needs no savepoint: its transaction rolls back instead
                 else
@@ -293,17 +295,17 @@ public sealed partial class SqliteStore : IDisposable
                     var events = 0;
                     for (var i = 0; i < batch.Count || (batch.Count < MaxWritesPerTransaction && events < MaxEventsPerTransaction && TakeBulk(bulk, batch)); i++)
                     {
-                        // Savepoint statements are kept prepared like every other (SqliteTransaction.Save and Release
-                        // parse a new statement on every call: two per write).
-                        Savepoint(connection, tx, "SAVEPOINT w");
+                        // Savepoint statements are kept prepared and run through SQLite's own API (SqliteTransaction.Save
+                        // and Release parse a new statement on every call: two per write).
+                        Savepoint(connection, "SAVEPOINT w");
                         if (batch[i].Execute(connection, tx))
                         {
-                            Savepoint(connection, tx, "RELEASE w");
+                            Savepoint(connection, "RELEASE w");
                             events += batch[i].Events.Count;
                             continue;
                         }
-                        Savepoint(connection, tx, "ROLLBACK TO w");
-                        Savepoint(connection, tx, "RELEASE w");
+                        Savepoint(connection, "ROLLBACK TO w");
+                        Savepoint(connection, "RELEASE w");
                         // A failed write may have left deferred foreign-key checking on for the rest of the transaction.
                         using var pragma = Command(connection, "PRAGMA defer_foreign_keys=OFF", tx);
                         pragma.ExecuteNonQuery();
@@ -335,11 +337,7 @@ public sealed partial class SqliteStore : IDisposable
         if (appended > 0) _metrics.EventsAppended.Add(appended);
     }
 
-    private static void Savepoint(SqliteConnection connection, SqliteTransaction tx, string sql)
-    {
-        using var command = Command(connection, sql, tx);
-        command.ExecuteNonQuery();
-    }
+    private static void Savepoint(SqliteConnection connection, string sql) => RawStatement.For(connection, sql).Execute();
 
     // Moves the oldest bulk write still wanted (not cancelled by its caller) into the batch; false when none is left.
     private static bool TakeBulk(Queue<PendingWrite> bulk, List<PendingWrite> batch)
