@@ -77,8 +77,8 @@ public sealed partial class SqliteStore
     // committed a change to the file (its own commits leave it as it is). The cache holds what this writer committed or
     // read inside its transactions, so while data_version stays the same from one transaction to the next no one else
     // wrote, and a write may use its cached thread without looking at the row's version (one statement per write, most of
-    // the writer's reads in the ingest benchmark). When it changed, every entry may be stale: the cache is emptied, and
-    // this transaction looks at each row's version as before.
+    // the writer's reads in the ingest benchmark). When it changed, every entry may be stale: the cache is emptied (and
+    // the organizations kept for the budget check), and this transaction looks at each row's version as before.
     private long _writerDataVersion = -1;
     private bool _threadCacheCurrent;
 
@@ -95,6 +95,7 @@ public sealed partial class SqliteStore
             return;
         }
         _threadCache.Clear();
+        OrganizationsChanged();
         _writerDataVersion = version;
     }
 

@@ -189,6 +189,7 @@ public sealed partial class SqliteStore : IThreadStore
                 using var delete = Command(connection, $"DELETE FROM {table} WHERE thread_id = $thread", tx, ("$thread", Text(threadId)));
                 delete.ExecuteNonQuery();
             }
+            OrganizationWritten(); // its runs' usage leaves the organization's total
             using var deleteThread = Command(connection, "DELETE FROM threads WHERE id = $thread", tx, ("$thread", Text(threadId)));
             var deleted = deleteThread.ExecuteNonQuery() > 0;
             ThreadWritten(threadId, null);
@@ -235,8 +236,9 @@ public sealed partial class SqliteStore : IThreadStore
         return runs;
     }
 
-    private static void WriteChildren(SqliteConnection connection, SqliteTransaction tx, ThreadChange change)
+    private void WriteChildren(SqliteConnection connection, SqliteTransaction tx, ThreadChange change)
     {
+        if (change.DeletedRuns.Count > 0 || change.Runs.Any(MayChangeTokensUsed)) OrganizationWritten();
         foreach (var runId in change.DeletedRuns)
         {
             using var deleteMessages = Command(connection, "DELETE FROM messages WHERE thread_id = $thread AND run_id = $run", tx,

@@ -315,14 +315,20 @@ public sealed partial class SqliteStore : IDisposable
                 {
                     tx.Commit();
                     ThreadWritesCommitted();
+                    OrganizationWritesEnded(committed: true);
                 }
-                else ThreadWritesRolledBack(); // it rolls back on dispose
+                else
+                {
+                    ThreadWritesRolledBack(); // it rolls back on dispose
+                    OrganizationWritesEnded(committed: false);
+                }
             }
             Interlocked.Increment(ref _commits);
         }
         catch (Exception ex)
         {
             ThreadWritesRolledBack();
+            OrganizationWritesEnded(committed: false);
             foreach (var pending in batch) pending.Fail(ex); // nothing of this transaction was stored
             return;
         }
