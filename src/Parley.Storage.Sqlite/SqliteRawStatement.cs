@@ -51,6 +51,40 @@ public sealed partial class SqliteStore
         public RawStatement Bind(int index, long? value) =>
             Check(value is { } v ? raw.sqlite3_bind_int64(_statement, index, v) : raw.sqlite3_bind_null(_statement, index));
 
+        /// <summary>Binds a UUID as the store writes it (lower-case text with hyphens), without a string in between.</summary>
+        public RawStatement Bind(int index, Guid value)
+        {
+            Span<byte> text = stackalloc byte[36];
+            value.TryFormat(text, out _, "D");
+            return Check(raw.sqlite3_bind_text(_statement, index, text));
+        }
+
+        /// <summary>Binds a UUID as <see cref="Bind(int, Guid)"/> does (null binds NULL).</summary>
+        public RawStatement Bind(int index, Guid? value) => value is { } v ? Bind(index, v) : Check(raw.sqlite3_bind_null(_statement, index));
+
+        /// <summary>
+        /// Steps once: true when it produced a row (read it with <see cref="Int64"/> and <see cref="TextEquals"/>, then
+        /// <see cref="Reset"/>, which also ends an autocommit read). Throws <see cref="SqliteException"/> (after a reset) when SQLite fails.
+        /// </summary>
+        public bool Step()
+        {
+            var rc = raw.sqlite3_step(_statement);
+            if (rc == raw.SQLITE_ROW) return true;
+            raw.sqlite3_reset(_statement);
+            if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, _connection.Handle);
+            return false;
+        }
+
+        /// <summary>Column <paramref name="column"/> of the current row as an integer.</summary>
+        public long Int64(int column) => raw.sqlite3_column_int64(_statement, column);
+
+        /// <summary>True when column <paramref name="column"/> of the current row is the text <paramref name="utf8"/> (UTF-8).</summary>
+        public bool TextEquals(int column, ReadOnlySpan<byte> utf8) =>
+            raw.sqlite3_column_type(_statement, column) == raw.SQLITE_TEXT && raw.sqlite3_column_blob(_statement, column).SequenceEqual(utf8);
+
+        /// <summary>Resets the statement after <see cref="Step"/> returned a row.</summary>
+        public void Reset() => raw.sqlite3_reset(_statement);
+
         /// <summary>Runs the statement to its end; throws <see cref="SqliteException"/> when SQLite refuses it. Returns the rows it changed.</summary>
         public int Execute()
         {

@@ -28,7 +28,7 @@ public sealed partial class SqliteStore
     private sealed class CachedThread(ChatThread thread)
     {
         public ChatThread Thread { get; } = thread;
-        public string UpdatedAt { get; } = Text(thread.UpdatedAt);
+        public byte[] UpdatedAt { get; } = System.Text.Encoding.UTF8.GetBytes(Text(thread.UpdatedAt));
         public long LastUsed = Environment.TickCount64;
     }
 
@@ -40,19 +40,20 @@ public sealed partial class SqliteStore
     {
         if (_threadCache.TryGetValue(id, out var cached))
         {
-            using var query = Command(connection, "SELECT last_sequence, updated_at FROM threads WHERE id = $id", tx, ("$id", Text(id)));
-            using (var r = query.ExecuteReader())
+            // Through SQLite's own API (Microsoft.Data.Sqlite's reader, its parameter and the string of the time cost
+            // more than the lookup): this runs once per request that names a thread.
+            var query = RawStatement.For(connection, "SELECT last_sequence, updated_at FROM threads WHERE id = ?1").Bind(1, id);
+            if (!query.Step())
             {
-                if (!r.Read())
-                {
-                    _threadCache.TryRemove(KeyValuePair.Create(id, cached));
-                    return null;
-                }
-                if (r.GetInt64(0) == cached.Thread.LastSequence && r.GetString(1) == cached.UpdatedAt)
-                {
-                    cached.LastUsed = Environment.TickCount64;
-                    return cached.Thread;
-                }
+                _threadCache.TryRemove(KeyValuePair.Create(id, cached));
+                return null;
+            }
+            var current = query.Int64(0) == cached.Thread.LastSequence && query.TextEquals(1, cached.UpdatedAt);
+            query.Reset();
+            if (current)
+            {
+                cached.LastUsed = Environment.TickCount64;
+                return cached.Thread;
             }
             _threadCache.TryRemove(KeyValuePair.Create(id, cached));
         }

@@ -54,14 +54,14 @@ public sealed partial class SqliteStore : IThreadStore
                 // Only events and rows were added (a run's deltas, most writes): no need to serialize the thread's
                 // variables and state again.
                 RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2 WHERE id = ?3")
-                    .Bind(1, Text(change.Thread.UpdatedAt)).Bind(2, change.Thread.LastSequence).Bind(3, Text(threadId)).Execute();
+                    .Bind(1, Text(change.Thread.UpdatedAt)).Bind(2, change.Thread.LastSequence).Bind(3, threadId).Execute();
             }
             else if (change.Thread with { LastSequence = original.LastSequence, UpdatedAt = original.UpdatedAt, WindowExpiresAt = original.WindowExpiresAt } == original)
             {
                 // A user's message: rows added and the inactivity window restarted.
                 RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2, window_expires_at = ?3 WHERE id = ?4")
                     .Bind(1, Text(change.Thread.UpdatedAt)).Bind(2, change.Thread.LastSequence).Bind(3, Text(change.Thread.WindowExpiresAt))
-                    .Bind(4, Text(threadId)).Execute();
+                    .Bind(4, threadId).Execute();
             }
             else
             {
@@ -252,8 +252,8 @@ public sealed partial class SqliteStore : IThreadStore
                 INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at, input_tokens, output_tokens)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                 """)
-                .Bind(1, Text(m.Id)).Bind(2, Text(m.ThreadId)).Bind(3, m.Direction.ToString()).Bind(4, m.MessageBody)
-                .Bind(5, m.Status.ToString()).Bind(6, Text(m.RunId))
+                .Bind(1, m.Id).Bind(2, m.ThreadId).Bind(3, m.Direction.ToString()).Bind(4, m.MessageBody)
+                .Bind(5, m.Status.ToString()).Bind(6, m.RunId)
                 .Bind(7, m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Payloads.ListString))
                 .Bind(8, m.Sequence).Bind(9, Text(m.CreatedAt)).Bind(10, m.Usage?.InputTokens).Bind(11, m.Usage?.OutputTokens)
                 .Execute();
