@@ -84,12 +84,12 @@ public sealed partial class SqliteStore
     private bool _threadCacheCurrent;
 
     /// <summary>Writer thread, right after <c>BEGIN IMMEDIATE</c>: whether the cache may be used without version checks in this transaction.</summary>
-    private void TrustThreadCacheIfUnchanged(SqliteConnection connection, SqliteTransaction tx)
+    private void TrustThreadCacheIfUnchanged(SqliteConnection connection)
     {
         _threadCacheCurrent = false;
-        long version;
-        using (var query = Command(connection, "PRAGMA data_version", tx))
-            version = Convert.ToInt64(query.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        var query = RawStatement.For(connection, "PRAGMA data_version");
+        var version = query.Step() ? query.Int64(0) : -1;
+        query.Reset();
         if (version == _writerDataVersion)
         {
             _threadCacheCurrent = true;

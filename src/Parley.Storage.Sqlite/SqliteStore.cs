@@ -287,7 +287,7 @@ public sealed partial class SqliteStore : IDisposable
             var connection = Writer();
             using (var tx = connection.BeginTransaction(deferred: false))
             {
-                TrustThreadCacheIfUnchanged(connection, tx);
+                TrustThreadCacheIfUnchanged(connection);
                 if (batch.Count == 1 && bulk.Count == 0)
                     batch[0].Execute(connection, tx); // a lone write needs no savepoint: its transaction rolls back instead
                 else
