@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 using Parley.Core.Threads;
 
 namespace Parley.Storage.Sqlite;
@@ -43,7 +44,15 @@ public sealed partial class SqliteStore
             // Through SQLite's own API (Microsoft.Data.Sqlite's reader, its parameter and the string of the time cost
             // more than the lookup): this runs once per request that names a thread.
             var query = RawStatement.For(connection, "SELECT last_sequence, updated_at FROM threads WHERE id = ?1").Bind(1, id);
-            if (!query.Step())
+            bool found;
+            try { found = query.Step(); }
+            catch (SqliteException ex) when (tx is null && (ex.SqliteErrorCode & 0xFF) is raw.SQLITE_BUSY or raw.SQLITE_LOCKED)
+            {
+                // A read connection has no busy handler of SQLite's own: Microsoft.Data.Sqlite retries busy reads, so
+                // a busy moment reads the row the usual way below.
+                return ReadThread(connection, id, tx);
+            }
+            if (!found)
             {
                 _threadCache.TryRemove(KeyValuePair.Create(id, cached));
                 return null;
