@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 using Parley.Core.Threads;
 
 namespace Parley.Storage.Sqlite;
@@ -14,7 +14,7 @@ namespace Parley.Storage.Sqlite;
 // so a cached thread is used only after a look at its row's version: last_sequence, which every write of a thread
 // raises, and updated_at (a thread deleted and created again with the same id starts its sequence again). That look
 // reads two columns of one row by its key, without the JSON. The writer skips it while SQLite's data_version says no
-// other connection has committed since its last transaction (CheckOtherCommits). Within one group-committed transaction a later write of
+// other connection has committed since its last transaction (TrustThreadCacheIfUnchanged). Within one group-committed transaction a later write of
 // the same thread uses the earlier one's thread as is (the uncommitted overlay: no one else can write while the
 // transaction holds the write lock); the overlay becomes the cache after the commit and is dropped when it fails.
 public sealed partial class SqliteStore
@@ -24,30 +24,13 @@ public sealed partial class SqliteStore
 
     private readonly ConcurrentDictionary<Guid, CachedThread> _threadCache = new();
 
-    // Writer thread only: SQLite's data_version of the writer's connection when its last transaction began, and whether
-    // it is unchanged in the open one. data_version changes when any other connection (another store on the same file,
-    // another process) commits, and not for the connection's own commits; unchanged, every cached thread is its row as
-    // the writer last read or wrote it, so the open transaction skips the per-write look at the row's version (one
-    // statement per write of a streaming run: paced concurrent-runs benchmark, docs/benchmarks.md).
-    private long _writerDataVersion = -1;
-    private bool _noOtherCommits;
-
-    /// <summary>Writer thread, first thing in a transaction: reads data_version and decides <see cref="_noOtherCommits"/>.</summary>
-    private void CheckOtherCommits(SqliteConnection connection, SqliteTransaction tx)
-    {
-        using var query = Command(connection, "PRAGMA data_version", tx);
-        var version = Convert.ToInt64(query.ExecuteScalar(), CultureInfo.InvariantCulture);
-        _noOtherCommits = version == _writerDataVersion;
-        _writerDataVersion = version; // no other connection can commit while this transaction holds the write lock
-    }
-
     // Writer thread only: the threads the open transaction wrote, null for a deleted one.
     private readonly Dictionary<Guid, ChatThread?> _uncommittedThreads = [];
 
     private sealed class CachedThread(ChatThread thread)
     {
         public ChatThread Thread { get; } = thread;
-        public string UpdatedAt { get; } = Text(thread.UpdatedAt);
+        public byte[] UpdatedAt { get; } = System.Text.Encoding.UTF8.GetBytes(Text(thread.UpdatedAt));
         public long LastUsed = Environment.TickCount64;
     }
 
@@ -59,24 +42,28 @@ public sealed partial class SqliteStore
     {
         if (_threadCache.TryGetValue(id, out var cached))
         {
-            if (tx is not null && _noOtherCommits)
+            // Through SQLite's own API (Microsoft.Data.Sqlite's reader, its parameter and the string of the time cost
+            // more than the lookup): this runs once per request that names a thread.
+            var query = RawStatement.For(connection, "SELECT last_sequence, updated_at FROM threads WHERE id = ?1").Bind(1, id);
+            bool found;
+            try { found = query.Step(); }
+            catch (SqliteException ex) when (tx is null && (ex.SqliteErrorCode & 0xFF) is raw.SQLITE_BUSY or raw.SQLITE_LOCKED)
+            {
+                // A read connection has no busy handler of SQLite's own: Microsoft.Data.Sqlite retries busy reads, so
+                // a busy moment reads the row the usual way below.
+                return ReadThread(connection, id, tx);
+            }
+            if (!found)
+            {
+                _threadCache.TryRemove(KeyValuePair.Create(id, cached));
+                return null;
+            }
+            var current = query.Int64(0) == cached.Thread.LastSequence && query.TextEquals(1, cached.UpdatedAt);
+            query.Reset();
+            if (current)
             {
                 cached.LastUsed = Environment.TickCount64;
                 return cached.Thread;
-            }
-            using var query = Command(connection, "SELECT last_sequence, updated_at FROM threads WHERE id = $id", tx, ("$id", Text(id)));
-            using (var r = query.ExecuteReader())
-            {
-                if (!r.Read())
-                {
-                    _threadCache.TryRemove(KeyValuePair.Create(id, cached));
-                    return null;
-                }
-                if (r.GetInt64(0) == cached.Thread.LastSequence && r.GetString(1) == cached.UpdatedAt)
-                {
-                    cached.LastUsed = Environment.TickCount64;
-                    return cached.Thread;
-                }
             }
             _threadCache.TryRemove(KeyValuePair.Create(id, cached));
         }
@@ -86,8 +73,42 @@ public sealed partial class SqliteStore
     }
 
     /// <summary>Writer thread: the thread as the open transaction sees it, from memory when it can.</summary>
-    private ChatThread? ReadThreadForWrite(SqliteConnection connection, Guid id, SqliteTransaction tx) =>
-        _uncommittedThreads.TryGetValue(id, out var written) ? written : ReadThreadCached(connection, id, tx);
+    private ChatThread? ReadThreadForWrite(SqliteConnection connection, Guid id, SqliteTransaction tx)
+    {
+        if (_uncommittedThreads.TryGetValue(id, out var written)) return written;
+        if (_threadCacheCurrent && _threadCache.TryGetValue(id, out var cached))
+        {
+            cached.LastUsed = Environment.TickCount64;
+            return cached.Thread;
+        }
+        return ReadThreadCached(connection, id, tx);
+    }
+
+    // Writer thread only. SQLite's data_version of the writer connection changes when, and only when, another connection
+    // committed a change to the file (its own commits leave it as it is). The cache holds what this writer committed or
+    // read inside its transactions, so while data_version stays the same from one transaction to the next no one else
+    // wrote, and a write may use its cached thread without looking at the row's version (one statement per write, most of
+    // the writer's reads in the ingest benchmark). When it changed, every entry may be stale: the cache is emptied (and
+    // the organizations kept for the budget check), and this transaction looks at each row's version as before.
+    private long _writerDataVersion = -1;
+    private bool _threadCacheCurrent;
+
+    /// <summary>Writer thread, right after <c>BEGIN IMMEDIATE</c>: whether the cache may be used without version checks in this transaction.</summary>
+    private void TrustThreadCacheIfUnchanged(SqliteConnection connection)
+    {
+        _threadCacheCurrent = false;
+        var query = RawStatement.For(connection, "PRAGMA data_version");
+        var version = query.Step() ? query.Int64(0) : -1;
+        query.Reset();
+        if (version == _writerDataVersion)
+        {
+            _threadCacheCurrent = true;
+            return;
+        }
+        _threadCache.Clear();
+        OrganizationsChanged();
+        _writerDataVersion = version;
+    }
 
     /// <summary>Writer thread: the open transaction wrote <paramref name="thread"/> (null: deleted it); called after its statements succeeded.</summary>
     private void ThreadWritten(Guid id, ChatThread? thread) => _uncommittedThreads[id] = thread;
@@ -95,7 +116,6 @@ public sealed partial class SqliteStore
     /// <summary>Writer thread: the open transaction committed; what it wrote is now the threads' committed state.</summary>
     private void ThreadWritesCommitted()
     {
-        _noOtherCommits = false;
         foreach (var (id, thread) in _uncommittedThreads)
         {
             if (thread is null) _threadCache.TryRemove(id, out _);
@@ -105,11 +125,7 @@ public sealed partial class SqliteStore
     }
 
     /// <summary>Writer thread: the open transaction is over without a commit; forget what it wrote.</summary>
-    private void ThreadWritesRolledBack()
-    {
-        _noOtherCommits = false;
-        _uncommittedThreads.Clear();
-    }
+    private void ThreadWritesRolledBack() => _uncommittedThreads.Clear();
 
     private void Cache(ChatThread thread)
     {

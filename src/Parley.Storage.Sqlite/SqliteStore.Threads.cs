@@ -49,12 +49,22 @@ public sealed partial class SqliteStore : IThreadStore
             var result = decide(change);
             if (change.IsEmpty) return (result, []);
             ChatThread written;
+            var original = change.Original;
             if (change.OnlyAppends)
             {
                 // Only events and rows were added (a run's deltas, most writes): no need to serialize the thread's
                 // variables and state again, nor to copy the thread record more than once.
                 written = thread with { LastSequence = change.LastSequence, UpdatedAt = change.Now.ToUniversalTime() };
-                RawStatements.For(connection).TouchThread(threadId, written.LastSequence, written.UpdatedAt);
+                RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2 WHERE id = ?3")
+                    .Bind(1, Text(written.UpdatedAt)).Bind(2, written.LastSequence).Bind(3, threadId).Execute();
+            }
+            else if (change.Thread with { LastSequence = original.LastSequence, UpdatedAt = original.UpdatedAt, WindowExpiresAt = original.WindowExpiresAt } == original)
+            {
+                // A user's message: rows added and the inactivity window restarted.
+                RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2, window_expires_at = ?3 WHERE id = ?4")
+                    .Bind(1, Text(change.Thread.UpdatedAt)).Bind(2, change.Thread.LastSequence).Bind(3, Text(change.Thread.WindowExpiresAt))
+                    .Bind(4, threadId).Execute();
+                written = AsStored(change.Thread, thread);
             }
             else
             {
@@ -183,6 +193,7 @@ public sealed partial class SqliteStore : IThreadStore
                 using var delete = Command(connection, $"DELETE FROM {table} WHERE thread_id = $thread", tx, ("$thread", Text(threadId)));
                 delete.ExecuteNonQuery();
             }
+            OrganizationWritten(); // its runs' usage leaves the organization's total
             using var deleteThread = Command(connection, "DELETE FROM threads WHERE id = $thread", tx, ("$thread", Text(threadId)));
             var deleted = deleteThread.ExecuteNonQuery() > 0;
             ThreadWritten(threadId, null);
@@ -229,8 +240,9 @@ public sealed partial class SqliteStore : IThreadStore
         return runs;
     }
 
-    private static void WriteChildren(SqliteConnection connection, SqliteTransaction tx, ThreadChange change)
+    private void WriteChildren(SqliteConnection connection, SqliteTransaction tx, ThreadChange change)
     {
+        if (change.DeletedRuns.Count > 0 || change.Runs.Any(MayChangeTokensUsed)) OrganizationWritten();
         foreach (var runId in change.DeletedRuns)
         {
             using var deleteMessages = Command(connection, "DELETE FROM messages WHERE thread_id = $thread AND run_id = $run", tx,
@@ -240,17 +252,15 @@ public sealed partial class SqliteStore : IThreadStore
             deleteRun.ExecuteNonQuery();
         }
         foreach (var m in change.Messages)
-        {
-            using var insert = Command(connection, """
+            RawStatement.For(connection, """
                 INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at, input_tokens, output_tokens)
-                VALUES ($id, $thread, $direction, $body, $status, $run, $replies, $sequence, $created, $input, $output)
-                """, tx,
-                ("$id", Text(m.Id)), ("$thread", Text(m.ThreadId)), ("$direction", m.Direction.ToString()), ("$body", m.MessageBody),
-                ("$status", m.Status.ToString()), ("$run", Text(m.RunId)),
-                ("$replies", m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Payloads.ListString)),
-                ("$sequence", m.Sequence), ("$created", Text(m.CreatedAt)), ("$input", m.Usage?.InputTokens), ("$output", m.Usage?.OutputTokens));
-            insert.ExecuteNonQuery();
-        }
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                """)
+                .Bind(1, m.Id).Bind(2, m.ThreadId).Bind(3, m.Direction.ToString()).Bind(4, m.MessageBody)
+                .Bind(5, m.Status.ToString()).Bind(6, m.RunId)
+                .Bind(7, m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Payloads.ListString))
+                .Bind(8, m.Sequence).Bind(9, Text(m.CreatedAt)).Bind(10, m.Usage?.InputTokens).Bind(11, m.Usage?.OutputTokens)
+                .Execute();
         foreach (var run in change.Runs)
         {
             using var upsert = Command(connection, $"""

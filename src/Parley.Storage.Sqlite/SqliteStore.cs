@@ -94,7 +94,7 @@ public sealed partial class SqliteStore : IDisposable
         if (KeptCommands.TryGetValue(connection, out var kept))
             foreach (var command in kept.Values) command.Release();
         EventInserter.Release(connection);
-        RawStatements.Release(connection);
+        RawStatement.Release(connection);
         connection.Dispose();
     }
 
@@ -298,7 +298,7 @@ public sealed partial class SqliteStore : IDisposable
             var connection = Writer();
             using (var tx = connection.BeginTransaction(deferred: false))
             {
-                CheckOtherCommits(connection, tx);
+                TrustThreadCacheIfUnchanged(connection);
                 if (batch.Count == 1 && bulk.Count == 0)
                     batch[0].Execute(connection, tx); // a lone write needs no savepoint: its transaction rolls back instead
                 else
@@ -306,8 +306,8 @@ public sealed partial class SqliteStore : IDisposable
                     var events = 0;
                     for (var i = 0; i < batch.Count || (batch.Count < MaxWritesPerTransaction && events < MaxEventsPerTransaction && TakeBulk(bulk, batch)); i++)
                     {
-                        // Savepoint statements are kept prepared like every other (SqliteTransaction.Save and Release
-                        // parse a new statement on every call: two per write).
+                        // Savepoint statements are kept prepared and run through SQLite's own API (SqliteTransaction.Save
+                        // and Release parse a new statement on every call: two per write).
                         Savepoint(connection, "SAVEPOINT w");
                         if (batch[i].Execute(connection, tx))
                         {
@@ -326,14 +326,20 @@ public sealed partial class SqliteStore : IDisposable
                 {
                     tx.Commit();
                     ThreadWritesCommitted();
+                    OrganizationWritesEnded(committed: true);
                 }
-                else ThreadWritesRolledBack(); // it rolls back on dispose
+                else
+                {
+                    ThreadWritesRolledBack(); // it rolls back on dispose
+                    OrganizationWritesEnded(committed: false);
+                }
             }
             Interlocked.Increment(ref _commits);
         }
         catch (Exception ex)
         {
             ThreadWritesRolledBack();
+            OrganizationWritesEnded(committed: false);
             foreach (var pending in batch) pending.Fail(ex); // nothing of this transaction was stored
             return;
         }
@@ -348,7 +354,7 @@ public sealed partial class SqliteStore : IDisposable
         if (appended > 0) _metrics.EventsAppended.Add(appended);
     }
 
-    private static void Savepoint(SqliteConnection connection, string sql) => RawStatements.For(connection).Execute(sql);
+    private static void Savepoint(SqliteConnection connection, string sql) => RawStatement.For(connection, sql).Execute();
 
     // Moves the oldest bulk write still wanted (not cancelled by its caller) into the batch; false when none is left.
     private static bool TakeBulk(Queue<PendingWrite> bulk, List<PendingWrite> batch)

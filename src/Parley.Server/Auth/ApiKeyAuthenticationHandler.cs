@@ -10,7 +10,8 @@ namespace Parley.Server.Auth;
 
 /// <summary>
 /// Authenticates requests by a secret API key in the <c>X-API-Key</c> header (web chat seed, securitySchemes.ApiKey)
-/// or <c>Authorization: Bearer &lt;key&gt;</c>. The key is hashed (SHA-256) and looked up; the principal carries
+/// or <c>Authorization: Bearer &lt;key&gt;</c>. The key is hashed (SHA-256, remembered for keys found valid:
+/// <see cref="ApiKeyHashes"/>) and looked up by its hash; the principal carries
 /// the organization id (<see cref="ParleyClaims.OrganizationId"/>) and key id. A missing or unknown key is answered
 /// with 401 in the web chat error envelope.
 /// </summary>
@@ -18,7 +19,8 @@ public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    IOrganizationStore organizations) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    IOrganizationStore organizations,
+    ApiKeyHashes hashes) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     /// <summary>The scheme name.</summary>
     public const string SchemeName = "ApiKey";
@@ -31,8 +33,10 @@ public sealed class ApiKeyAuthenticationHandler(
     {
         var key = ReadKey(Request);
         if (key is null) return AuthenticateResult.NoResult();
-        var stored = await organizations.FindApiKeyByHashAsync(ApiKeyHasher.Hash(key), Context.RequestAborted);
+        var hash = hashes.HashOf(key);
+        var stored = await organizations.FindApiKeyByHashAsync(hash, Context.RequestAborted);
         if (stored is null) return AuthenticateResult.Fail("Invalid API key.");
+        hashes.Remember(key, hash);
         return Context.RequestServices.GetRequiredService<ApiKeyTickets>().For(stored);
     }
 
@@ -97,6 +101,7 @@ public static class ApiKeyAuthenticationExtensions
     public static IServiceCollection AddApiKeyAuthentication(this IServiceCollection services)
     {
         services.AddSingleton<ApiKeyTickets>();
+        services.AddSingleton<ApiKeyHashes>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorization();

@@ -16,10 +16,13 @@ public static class JsonBody
     public static async Task<JsonElement> ReadObjectAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
     {
         if (request.ContentLength > maxBytes) throw TooLarge(maxBytes);
-        var buffer = new ArrayBufferWriter<byte>(Math.Min(maxBytes + 1, 4096));
+        // Sized by Content-Length when the client sent one (one byte more, to see the end): a typical message body is a
+        // few dozen bytes, and a 4 KiB buffer per request was garbage the collector had to clear (ingest benchmark).
+        var buffer = new ArrayBufferWriter<byte>(request.ContentLength is { } length ? (int)length + 1 : Math.Min(maxBytes + 1, 4096));
         while (true)
         {
-            var memory = buffer.GetMemory(Math.Min(4096, maxBytes + 1 - buffer.WrittenCount));
+            var memory = buffer.GetMemory(1);
+            memory = memory[..Math.Min(memory.Length, maxBytes + 1 - buffer.WrittenCount)];
             var read = await request.Body.ReadAsync(memory, cancellationToken);
             if (read == 0) break;
             buffer.Advance(read);

@@ -373,6 +373,34 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_budget_and_usage_written_by_another_node_reach_this_nodes_budget_check()
+    {
+        // The SQLite store keeps organizations it read for up to 1 s (docs/operations.md): its next write notices another
+        // connection's commit and drops them, and without a write of its own the entry expires.
+        var second = await OpenSecondAsync(_store);
+        _owned.Add(second.Owner);
+        var (organization, agent, version) = await SeedAsync();
+        Assert.Null((await _store.Organizations.GetOrganizationAsync(organization.Id))!.TokenBudget);
+
+        await second.Organizations.SetTokenBudgetAsync(organization.Id, 50);
+        var created = NewThread(organization, agent, version);
+        await Threads.CreateThreadAsync(created);
+        Assert.Equal(50, (await _store.Organizations.GetOrganizationAsync(organization.Id))!.TokenBudget);
+
+        var thread = created.Thread;
+        await second.Threads.UpdateThreadAsync(thread.Id, change => change.SaveRun(
+            new Run(Guid.CreateVersion7(), thread.Id, thread.OrganizationId, version.Id, null, RunStatus.success, change.Now, change.Now, change.Now, null, new(30, 40)),
+            ThreadEventTypes.RunCompleted));
+        var used = 0L;
+        for (var i = 0; i < 200 && used != 70; i++)
+        {
+            used = (await _store.Organizations.GetOrganizationAsync(organization.Id))!.TokensUsed;
+            if (used != 70) await Task.Delay(50);
+        }
+        Assert.Equal(70, used);
+    }
+
+    [Fact]
     public async Task The_organizations_running_token_total_follows_its_runs_usage_updates_rollbacks_and_deleted_threads()
     {
         var (organization, agent, version) = await SeedAsync();
