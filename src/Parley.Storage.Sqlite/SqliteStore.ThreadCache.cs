@@ -110,6 +110,9 @@ public sealed partial class SqliteStore
         _writerDataVersion = version;
     }
 
+    // Invariant the trusted cache (TrustThreadCacheIfUnchanged) rests on: every statement of the writer that inserts,
+    // updates or deletes a threads row is followed by ThreadWritten with the row as it now reads. A write that skipped
+    // it would leave a stale thread in the cache with nothing to catch it while no other connection commits.
     /// <summary>Writer thread: the open transaction wrote <paramref name="thread"/> (null: deleted it); called after its statements succeeded.</summary>
     private void ThreadWritten(Guid id, ChatThread? thread) => _uncommittedThreads[id] = thread;
 

@@ -7,13 +7,18 @@ namespace Parley.Core.Models;
 /// Fails a call whose model stays silent for longer than the timeout — before the first update or between two —
 /// with a <see cref="TimeoutException"/> that says so. A long answer that keeps streaming never times out.
 /// </summary>
-public sealed class IdleTimeoutChatClient(IChatClient innerClient, TimeSpan timeout) : DelegatingChatClient(innerClient)
+/// <param name="innerClient">The model client.</param>
+/// <param name="timeout">The longest silence allowed, before the first update or between two.</param>
+/// <param name="time">The clock (default <see cref="TimeProvider.System"/>; tests pass a fake one).</param>
+public sealed class IdleTimeoutChatClient(IChatClient innerClient, TimeSpan timeout, TimeProvider? time = null) : DelegatingChatClient(innerClient)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     /// <inheritdoc />
     public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(timeout);
+        using var silence = new SilenceTimer(cts, timeout, _time);
         try
         {
             return await base.GetResponseAsync(messages, options, cts.Token);
@@ -29,7 +34,7 @@ public sealed class IdleTimeoutChatClient(IChatClient innerClient, TimeSpan time
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var silence = new SilenceTimer(cts, timeout);
+        using var silence = new SilenceTimer(cts, timeout, _time);
         await using var enumerator = base.GetStreamingResponseAsync(messages, options, cts.Token).GetAsyncEnumerator(cts.Token);
         while (true)
         {
@@ -59,22 +64,25 @@ public sealed class IdleTimeoutChatClient(IChatClient innerClient, TimeSpan time
     {
         private readonly CancellationTokenSource _cts;
         private readonly TimeSpan _timeout;
-        private readonly Timer _timer;
-        private long _lastAlive = System.Diagnostics.Stopwatch.GetTimestamp();
+        private readonly TimeProvider _time;
+        private readonly ITimer _timer;
+        private long _lastAlive;
 
-        public SilenceTimer(CancellationTokenSource cts, TimeSpan timeout)
+        public SilenceTimer(CancellationTokenSource cts, TimeSpan timeout, TimeProvider time)
         {
             _cts = cts;
             _timeout = timeout;
-            _timer = new Timer(static s => ((SilenceTimer)s!).Check(), this, timeout, System.Threading.Timeout.InfiniteTimeSpan);
+            _time = time;
+            _lastAlive = time.GetTimestamp();
+            _timer = time.CreateTimer(static s => ((SilenceTimer)s!).Check(), this, timeout, System.Threading.Timeout.InfiniteTimeSpan);
         }
 
         /// <summary>Restarts the silence: an update arrived.</summary>
-        public void Restart() => Volatile.Write(ref _lastAlive, System.Diagnostics.Stopwatch.GetTimestamp());
+        public void Restart() => Volatile.Write(ref _lastAlive, _time.GetTimestamp());
 
         private void Check()
         {
-            var silent = System.Diagnostics.Stopwatch.GetElapsedTime(Volatile.Read(ref _lastAlive));
+            var silent = _time.GetElapsedTime(Volatile.Read(ref _lastAlive));
             try
             {
                 if (silent >= _timeout) _cts.Cancel();

@@ -18,7 +18,9 @@ public static class JsonBody
         if (request.ContentLength > maxBytes) throw TooLarge(maxBytes);
         // Sized by Content-Length when the client sent one (one byte more, to see the end): a typical message body is a
         // few dozen bytes, and a 4 KiB buffer per request was garbage the collector had to clear (ingest benchmark).
-        var buffer = new ArrayBufferWriter<byte>(request.ContentLength is { } length ? (int)length + 1 : Math.Min(maxBytes + 1, 4096));
+        // Never more than 4 KiB up front: the length is the client's word, and the buffer grows as bytes arrive.
+        var initial = request.ContentLength is { } length ? (int)length + 1 : maxBytes + 1;
+        var buffer = new ArrayBufferWriter<byte>(Math.Min(initial, 4096));
         while (true)
         {
             var memory = buffer.GetMemory(1);
