@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using Parley.Core;
 using Parley.Core.Organizations;
 using Parley.Core.Storage;
 
@@ -27,28 +28,19 @@ public sealed partial class SqliteStore : IOrganizationStore
     /// </remarks>
     public Task<Organization?> GetOrganizationAsync(Guid id, CancellationToken cancellationToken = default)
     {
-        if (_organizations.TryGetValue(id, out var kept) && Environment.TickCount64 < kept.ExpiresAt) return Task.FromResult<Organization?>(kept.Organization);
-        // As in ApiKeyCache: a read that began before a change committed must not keep what it read after the change.
-        var generation = Interlocked.Read(ref _organizationGeneration);
+        if (_organizations.TryGet(id, out var kept)) return Task.FromResult<Organization?>(kept);
+        var generation = _organizations.Generation;
         Organization? organization;
         using (var connection = Open())
             organization = ReadOrganization(connection, id, null);
-        if (organization is not null)
-        {
-            if (_organizations.Count >= MaxCachedOrganizations) _organizations.Clear();
-            var entry = (organization, Environment.TickCount64 + OrganizationLifetimeMs);
-            _organizations[id] = entry;
-            if (Interlocked.Read(ref _organizationGeneration) != generation) _organizations.TryRemove(KeyValuePair.Create(id, entry));
-        }
+        if (organization is not null) _organizations.Add(id, organization, generation);
         return Task.FromResult(organization);
     }
 
     /// <summary>How long an organization read is used (ms) unless this store changes organizations first.</summary>
     internal const int OrganizationLifetimeMs = 1000;
 
-    private const int MaxCachedOrganizations = 10_000;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, (Organization Organization, long ExpiresAt)> _organizations = new();
-    private long _organizationGeneration;
+    private readonly ExpiringCache<Guid, Organization> _organizations = new(TimeSpan.FromMilliseconds(OrganizationLifetimeMs), maxEntries: 10_000);
 
     // Writer thread only: a write of the open transaction may have changed an organization's row.
     private bool _organizationsWritten;
@@ -64,11 +56,7 @@ public sealed partial class SqliteStore : IOrganizationStore
     }
 
     /// <summary>Organizations may have changed (committed): every kept one is read again.</summary>
-    private void OrganizationsChanged()
-    {
-        Interlocked.Increment(ref _organizationGeneration);
-        _organizations.Clear();
-    }
+    private void OrganizationsChanged() => _organizations.Invalidate();
 
     /// <summary>True when saving <paramref name="run"/> may change its organization's running token total (the triggers of migration 6).</summary>
     private static bool MayChangeTokensUsed(Core.Runs.Run run) => run.Usage is not null || run.Status != Core.Runs.RunStatus.pending;

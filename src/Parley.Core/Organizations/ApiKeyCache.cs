@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Parley.Core.Organizations;
 
 /// <summary>
@@ -22,45 +20,26 @@ public sealed class ApiKeyCache
     // Keys are few (one per integration); this only bounds memory if something creates keys without end.
     private const int MaxKeys = 10_000;
 
-    private readonly ConcurrentDictionary<string, (ApiKey Key, long ExpiresAt)> _keys = new(StringComparer.Ordinal);
-    private long _generation;
+    private readonly ExpiringCache<string, ApiKey> _keys;
 
     /// <summary>A cache whose entries live <paramref name="lifetime"/> (<see cref="TimeSpan.Zero"/>: nothing is kept).</summary>
-    public ApiKeyCache(TimeSpan lifetime) => Lifetime = lifetime;
+    public ApiKeyCache(TimeSpan lifetime) => _keys = new(lifetime, MaxKeys, StringComparer.Ordinal);
 
     /// <summary>How long an entry is used before the database is asked again.</summary>
-    public TimeSpan Lifetime { get; }
+    public TimeSpan Lifetime => _keys.Lifetime;
 
     /// <summary>Changes with every revocation; read it before the database lookup and pass it to <see cref="Add"/>.</summary>
-    public long Generation => Interlocked.Read(ref _generation);
+    public long Generation => _keys.Generation;
 
     /// <summary>The valid key with <paramref name="keyHash"/> when it is kept and not expired.</summary>
-    public bool TryGet(string keyHash, out ApiKey key)
-    {
-        if (_keys.TryGetValue(keyHash, out var entry) && Environment.TickCount64 < entry.ExpiresAt)
-        {
-            key = entry.Key;
-            return true;
-        }
-        key = null!;
-        return false;
-    }
+    public bool TryGet(string keyHash, out ApiKey key) => _keys.TryGet(keyHash, out key);
 
     /// <summary>Keeps <paramref name="key"/>, found valid by a lookup that began at <paramref name="generation"/>.</summary>
     public void Add(ApiKey key, long generation)
     {
-        if (Lifetime <= TimeSpan.Zero || key.RevokedAt is not null || Generation != generation) return;
-        if (_keys.Count >= MaxKeys) _keys.Clear();
-        var entry = (key, Environment.TickCount64 + (long)Lifetime.TotalMilliseconds);
-        _keys[key.KeyHash] = entry;
-        if (Generation != generation) _keys.TryRemove(KeyValuePair.Create(key.KeyHash, entry));
+        if (key.RevokedAt is null) _keys.Add(key.KeyHash, key, generation);
     }
 
     /// <summary>The key <paramref name="keyId"/> was revoked (call after the revocation committed): it is refused from now on.</summary>
-    public void Revoked(Guid keyId)
-    {
-        Interlocked.Increment(ref _generation);
-        foreach (var (hash, entry) in _keys)
-            if (entry.Key.Id == keyId) _keys.TryRemove(hash, out _);
-    }
+    public void Revoked(Guid keyId) => _keys.RemoveWhere(key => key.Id == keyId);
 }

@@ -1,6 +1,6 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using Parley.Core;
 using Parley.Core.Organizations;
 
 namespace Parley.Server.Auth;
@@ -28,18 +28,15 @@ public sealed class ApiKeyHashes
     /// <summary>Entries kept at most (keys are few: one per integration).</summary>
     public const int MaxKeys = 1024;
 
-    private readonly ConcurrentDictionary<string, (string Hash, long ExpiresAt)> _hashes = new(ConstantTimeComparer.Instance);
+    private readonly ExpiringCache<string, string> _hashes = new(Lifetime, MaxKeys, ConstantTimeComparer.Instance);
 
     /// <summary>The lower-case hex SHA-256 of <paramref name="key"/> (<see cref="ApiKeyHasher.Hash"/>), from memory when known.</summary>
-    public string HashOf(string key) =>
-        _hashes.TryGetValue(key, out var entry) && Environment.TickCount64 < entry.ExpiresAt ? entry.Hash : ApiKeyHasher.Hash(key);
+    public string HashOf(string key) => _hashes.TryGet(key, out var hash) ? hash : ApiKeyHasher.Hash(key);
 
     /// <summary>Remembers the hash of <paramref name="key"/>, which a lookup by <paramref name="hash"/> found valid.</summary>
     public void Remember(string key, string hash)
     {
-        if (_hashes.TryGetValue(key, out var entry) && Environment.TickCount64 < entry.ExpiresAt) return;
-        if (_hashes.Count >= MaxKeys) _hashes.Clear();
-        _hashes[key] = (hash, Environment.TickCount64 + (long)Lifetime.TotalMilliseconds);
+        if (!_hashes.TryGet(key, out _)) _hashes.Add(key, hash, _hashes.Generation);
     }
 
     private sealed class ConstantTimeComparer : IEqualityComparer<string>
