@@ -112,7 +112,11 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
         }
     }
 
-    private async IAsyncEnumerable<Events.ThreadEvent> ReadStoredAsync(Guid threadId, long after, long upTo, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private IAsyncEnumerable<ThreadEvent> ReadStoredAsync(Guid threadId, long after, long upTo, CancellationToken cancellationToken) =>
+        ReadStoredAsync(store, threadId, after, upTo, cancellationToken);
+
+    /// <summary>The events of <paramref name="threadId"/> in (<paramref name="after"/>, <paramref name="upTo"/>] from <paramref name="store"/>, <see cref="ReplayPageSize"/> per query.</summary>
+    internal static async IAsyncEnumerable<ThreadEvent> ReadStoredAsync(IThreadStore store, Guid threadId, long after, long upTo, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         while (after < upTo)
         {

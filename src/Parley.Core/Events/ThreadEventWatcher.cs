@@ -69,15 +69,11 @@ public sealed class ThreadEventWatcher(IThreadStore store, IThreadEventBus bus, 
     // The first stored match after `after`, or null and the last sequence read.
     private async Task<(ThreadEvent? Found, long Last)> FindStoredAsync(Guid threadId, long after, Func<ThreadEvent, bool> match, CancellationToken cancellationToken)
     {
-        while (true)
+        await foreach (var e in ThreadEventReader.ReadStoredAsync(store, threadId, after, long.MaxValue, cancellationToken))
         {
-            var page = await store.ReadEventsAsync(threadId, after, ThreadEventReader.ReplayPageSize, cancellationToken);
-            foreach (var e in page)
-            {
-                if (match(e)) return (e, e.Sequence);
-                after = e.Sequence;
-            }
-            if (page.Count < ThreadEventReader.ReplayPageSize) return (null, after);
+            if (match(e)) return (e, e.Sequence);
+            after = e.Sequence;
         }
+        return (null, after);
     }
 }
