@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Data.Sqlite;
 using Parley.Core.Events;
-using SQLitePCL;
 
 namespace Parley.Storage.Sqlite;
 
@@ -17,35 +16,19 @@ public sealed partial class SqliteStore
     /// statement enumeration, UTF-16 → UTF-8 per value) than in SQLite's insert itself (docs/benchmarks.md). The
     /// thread id, run id and time that consecutive events share are encoded once.
     /// </summary>
-    private sealed class EventInserter : IDisposable
+    private sealed class EventInserter
     {
         private const string Sql = "INSERT INTO thread_events (thread_id, sequence, type, run_id, created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
         private static readonly ConditionalWeakTable<SqliteConnection, EventInserter> ByConnection = new();
 
-        private readonly SqliteConnection _connection;
-        private readonly sqlite3_stmt _statement;
+        private readonly RawStatement _statement;
         private byte[] _buffer = new byte[1024];
 
-        private EventInserter(SqliteConnection connection)
-        {
-            _connection = connection;
-            var rc = raw.sqlite3_prepare_v2(connection.Handle, Sql, out _statement);
-            SqliteException.ThrowExceptionForRC(rc, connection.Handle);
-        }
+        private EventInserter(SqliteConnection connection) => _statement = RawStatement.For(connection, Sql);
 
-        /// <summary>The inserter of <paramref name="connection"/> (created on first use; disposed with <see cref="Close"/>).</summary>
+        /// <summary>The inserter of <paramref name="connection"/> (created on first use; its statement is finalized with the connection's raw statements).</summary>
         public static EventInserter For(SqliteConnection connection) => ByConnection.GetValue(connection, static c => new EventInserter(c));
-
-        /// <summary>Finalizes the statement of <paramref name="connection"/>, if it has one (before the connection closes).</summary>
-        public static void Release(SqliteConnection connection)
-        {
-            if (ByConnection.TryGetValue(connection, out var inserter))
-            {
-                inserter.Dispose();
-                ByConnection.Remove(connection);
-            }
-        }
 
         /// <summary>Inserts <paramref name="events"/> (in order); throws <see cref="SqliteException"/> when SQLite refuses one.</summary>
         public void Insert(IReadOnlyList<ThreadEvent> events)
@@ -84,24 +67,12 @@ public sealed partial class SqliteStore
                 Encoding.UTF8.GetBytes(e.Type, _buffer.AsSpan(VaryingAt));
                 Encoding.UTF8.GetBytes(e.Data, _buffer.AsSpan(VaryingAt + typeLength));
 
-                Check(raw.sqlite3_bind_text(_statement, 1, _buffer.AsSpan(ThreadAt, 36)));
-                Check(raw.sqlite3_bind_int64(_statement, 2, e.Sequence));
-                // An empty span would bind as NULL (SQLitePCLRaw pins it to a null pointer): bind "" as a string.
-                Check(typeLength == 0 ? raw.sqlite3_bind_text(_statement, 3, "") : raw.sqlite3_bind_text(_statement, 3, _buffer.AsSpan(VaryingAt, typeLength)));
-                Check(hasRun ? raw.sqlite3_bind_text(_statement, 4, _buffer.AsSpan(RunAt, 36)) : raw.sqlite3_bind_null(_statement, 4));
-                Check(raw.sqlite3_bind_text(_statement, 5, _buffer.AsSpan(TimeAt, timeLength)));
-                Check(dataLength == 0 ? raw.sqlite3_bind_text(_statement, 6, "") : raw.sqlite3_bind_text(_statement, 6, _buffer.AsSpan(VaryingAt + typeLength, dataLength)));
-                var rc = raw.sqlite3_step(_statement);
-                raw.sqlite3_reset(_statement);
-                if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, _connection.Handle);
+                _statement.BindUtf8(1, _buffer.AsSpan(ThreadAt, 36)).Bind(2, e.Sequence).BindUtf8(3, _buffer.AsSpan(VaryingAt, typeLength))
+                    .BindUtf8(5, _buffer.AsSpan(TimeAt, timeLength)).BindUtf8(6, _buffer.AsSpan(VaryingAt + typeLength, dataLength));
+                if (hasRun) _statement.BindUtf8(4, _buffer.AsSpan(RunAt, 36));
+                else _statement.Bind(4, (string?)null);
+                _statement.Execute();
             }
         }
-
-        private void Check(int rc)
-        {
-            if (rc != raw.SQLITE_OK) SqliteException.ThrowExceptionForRC(rc, _connection.Handle);
-        }
-
-        public void Dispose() => raw.sqlite3_finalize(_statement);
     }
 }

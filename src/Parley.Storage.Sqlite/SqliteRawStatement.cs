@@ -52,6 +52,10 @@ public sealed partial class SqliteStore
             Check(value is { } v ? raw.sqlite3_bind_int64(_statement, index, v) : raw.sqlite3_bind_null(_statement, index));
 
         /// <summary>Binds a UUID as the store writes it (lower-case text with hyphens), without a string in between.</summary>
+        /// <summary>Binds UTF-8 text (an empty span binds as '', not NULL: SQLitePCLRaw pins an empty span to a null pointer).</summary>
+        public RawStatement BindUtf8(int index, ReadOnlySpan<byte> utf8) =>
+            Check(utf8.IsEmpty ? raw.sqlite3_bind_text(_statement, index, "") : raw.sqlite3_bind_text(_statement, index, utf8));
+
         public RawStatement Bind(int index, Guid value)
         {
             Span<byte> text = stackalloc byte[36];

@@ -93,7 +93,6 @@ public sealed partial class SqliteStore : IDisposable
     {
         if (KeptCommands.TryGetValue(connection, out var kept))
             foreach (var command in kept.Values) command.Release();
-        EventInserter.Release(connection);
         RawStatement.Release(connection);
         connection.Dispose();
     }
