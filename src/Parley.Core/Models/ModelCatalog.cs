@@ -36,8 +36,12 @@ public sealed class ModelCatalog(IOptions<ModelCatalogOptions> options, TokenCou
     private IChatClient Build(string name, ModelOptions model)
     {
         var inner = CreateProviderClient(name, model);
-        return new ChatClientBuilder(inner)
-            .UseLogging(loggerFactory)
+        var builder = new ChatClientBuilder(inner);
+        // Microsoft.Extensions.AI's LoggingChatClient logs at Debug (calls) and Trace (every update), and is one more
+        // async iterator on every token even when it logs nothing: it joins the pipeline only when its category logs
+        // at Debug when the model is first used (log levels are read at start-up unless configuration reload is on).
+        if (loggerFactory.CreateLogger<LoggingChatClient>().IsEnabled(LogLevel.Debug)) builder.UseLogging(loggerFactory);
+        return builder
             .Use(c => new UsageMeteringChatClient(c, tokens))
             .Use(c => new ResilientChatClient(c, model.MaxRetries, TimeSpan.FromMilliseconds(model.RetryDelayMs)))
             .Use(c => new IdleTimeoutChatClient(c, TimeSpan.FromSeconds(model.TimeoutSeconds)))
