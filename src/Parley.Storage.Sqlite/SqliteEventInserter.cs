@@ -39,8 +39,9 @@ public sealed partial class SqliteStore
             // Shared values are kept encoded at the front of the buffer: thread id (36 bytes), run id (36), time (28).
             const int ThreadAt = 0, RunAt = 36, TimeAt = 72, VaryingAt = 100;
             var timeLength = 0;
-            foreach (var e in events)
+            for (var i = 0; i < events.Count; i++) // not foreach: an interface's enumerator is an allocation per write
             {
+                var e = events[i];
                 if (encodedThread != e.ThreadId)
                 {
                     e.ThreadId.TryFormat(_buffer.AsSpan(ThreadAt, 36), out _, "D");
@@ -53,7 +54,7 @@ public sealed partial class SqliteStore
                 }
                 if (encodedTime != e.CreatedAt)
                 {
-                    timeLength = Encoding.UTF8.GetBytes(Text(e.CreatedAt), _buffer.AsSpan(TimeAt, 28));
+                    timeLength = Utf8Time(e.CreatedAt, _buffer.AsSpan(TimeAt, 28));
                     encodedTime = e.CreatedAt;
                 }
                 var typeLength = Encoding.UTF8.GetByteCount(e.Type);

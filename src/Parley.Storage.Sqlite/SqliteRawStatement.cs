@@ -51,11 +51,18 @@ public sealed partial class SqliteStore
         public RawStatement Bind(int index, long? value) =>
             Check(value is { } v ? raw.sqlite3_bind_int64(_statement, index, v) : raw.sqlite3_bind_null(_statement, index));
 
-        /// <summary>Binds a UUID as the store writes it (lower-case text with hyphens), without a string in between.</summary>
         /// <summary>Binds UTF-8 text (an empty span binds as '', not NULL: SQLitePCLRaw pins an empty span to a null pointer).</summary>
         public RawStatement BindUtf8(int index, ReadOnlySpan<byte> utf8) =>
             Check(utf8.IsEmpty ? raw.sqlite3_bind_text(_statement, index, "") : raw.sqlite3_bind_text(_statement, index, utf8));
 
+        /// <summary>Binds a time as the store writes it (<see cref="Text(DateTimeOffset)"/>), without a string in between.</summary>
+        public RawStatement Bind(int index, DateTimeOffset value)
+        {
+            Span<byte> text = stackalloc byte[32];
+            return Check(raw.sqlite3_bind_text(_statement, index, text[..Utf8Time(value, text)]));
+        }
+
+        /// <summary>Binds a UUID as the store writes it (lower-case text with hyphens), without a string in between.</summary>
         public RawStatement Bind(int index, Guid value)
         {
             Span<byte> text = stackalloc byte[36];

@@ -29,8 +29,13 @@ public sealed partial class SqliteStore
 
     private sealed class CachedThread(ChatThread thread)
     {
+        private byte[]? _updatedAt;
+
         public ChatThread Thread { get; } = thread;
-        public byte[] UpdatedAt { get; } = System.Text.Encoding.UTF8.GetBytes(Text(thread.UpdatedAt));
+
+        // Encoded on first use: only a version check needs it, and the writer (which caches a thread per write) skips
+        // version checks while no other connection commits.
+        public byte[] UpdatedAt => _updatedAt ??= System.Text.Encoding.UTF8.GetBytes(Text(Thread.UpdatedAt));
         public long LastUsed = Environment.TickCount64;
     }
 

@@ -56,13 +56,13 @@ public sealed partial class SqliteStore : IThreadStore
                 // variables and state again, nor to copy the thread record more than once.
                 written = thread with { LastSequence = change.LastSequence, UpdatedAt = change.Now.ToUniversalTime() };
                 RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2 WHERE id = ?3")
-                    .Bind(1, Text(written.UpdatedAt)).Bind(2, written.LastSequence).Bind(3, threadId).Execute();
+                    .Bind(1, written.UpdatedAt).Bind(2, written.LastSequence).Bind(3, threadId).Execute();
             }
             else if (change.Thread with { LastSequence = original.LastSequence, UpdatedAt = original.UpdatedAt, WindowExpiresAt = original.WindowExpiresAt } == original)
             {
                 // A user's message: rows added and the inactivity window restarted.
                 RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2, window_expires_at = ?3 WHERE id = ?4")
-                    .Bind(1, Text(change.Thread.UpdatedAt)).Bind(2, change.Thread.LastSequence).Bind(3, Text(change.Thread.WindowExpiresAt))
+                    .Bind(1, change.Thread.UpdatedAt).Bind(2, change.Thread.LastSequence).Bind(3, change.Thread.WindowExpiresAt)
                     .Bind(4, threadId).Execute();
                 written = AsStored(change.Thread, thread);
             }
@@ -242,8 +242,12 @@ public sealed partial class SqliteStore : IThreadStore
 
     private void WriteChildren(SqliteConnection connection, SqliteTransaction tx, ThreadChange change)
     {
-        if (change.DeletedRuns.Count > 0 || change.Runs.Any(MayChangeTokensUsed)) OrganizationWritten();
-        foreach (var runId in change.DeletedRuns)
+        // Index loops, not foreach or LINQ: on these interfaces each is an allocation, and this runs for every write.
+        var runs = change.Runs;
+        var mayChangeTokensUsed = change.DeletedRuns.Count > 0;
+        for (var i = 0; i < runs.Count && !mayChangeTokensUsed; i++) mayChangeTokensUsed = MayChangeTokensUsed(runs[i]);
+        if (mayChangeTokensUsed) OrganizationWritten();
+        foreach (var runId in change.DeletedRuns) // rare
         {
             using var deleteMessages = Command(connection, "DELETE FROM messages WHERE thread_id = $thread AND run_id = $run", tx,
                 ("$thread", Text(change.Thread.Id)), ("$run", Text(runId)));
@@ -251,7 +255,9 @@ public sealed partial class SqliteStore : IThreadStore
             using var deleteRun = Command(connection, "DELETE FROM runs WHERE id = $run", tx, ("$run", Text(runId)));
             deleteRun.ExecuteNonQuery();
         }
-        foreach (var m in change.Messages)
+        for (var i = 0; i < change.Messages.Count; i++)
+        {
+            var m = change.Messages[i];
             RawStatement.For(connection, """
                 INSERT INTO messages (id, thread_id, direction, body, status, run_id, quick_replies, sequence, created_at, input_tokens, output_tokens)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -259,10 +265,12 @@ public sealed partial class SqliteStore : IThreadStore
                 .Bind(1, m.Id).Bind(2, m.ThreadId).Bind(3, m.Direction.ToString()).Bind(4, m.MessageBody)
                 .Bind(5, m.Status.ToString()).Bind(6, m.RunId)
                 .Bind(7, m.QuickReplies.Count == 0 ? null : JsonSerializer.Serialize(m.QuickReplies.ToList(), CoreJsonContext.Payloads.ListString))
-                .Bind(8, m.Sequence).Bind(9, Text(m.CreatedAt)).Bind(10, m.Usage?.InputTokens).Bind(11, m.Usage?.OutputTokens)
+                .Bind(8, m.Sequence).Bind(9, m.CreatedAt).Bind(10, m.Usage?.InputTokens).Bind(11, m.Usage?.OutputTokens)
                 .Execute();
-        foreach (var run in change.Runs)
+        }
+        for (var i = 0; i < runs.Count; i++)
         {
+            var run = runs[i];
             using var upsert = Command(connection, $"""
                 INSERT INTO runs ({RunColumns}) VALUES ($id, $thread, $org, $version, $input, $status, $created, $started, $ended, $error, $inTokens, $outTokens)
                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, error = excluded.error,

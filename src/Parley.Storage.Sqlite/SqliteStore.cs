@@ -468,6 +468,11 @@ public sealed partial class SqliteStore : IDisposable
     private static string Text(DateTimeOffset time) => time.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
     private static string? Text(DateTimeOffset? time) => time is { } t ? Text(t) : null;
 
+    /// <summary>Writes <paramref name="time"/> as <see cref="Text(DateTimeOffset)"/> does, in UTF-8 (28 bytes), without a string in between; returns the bytes written.</summary>
+    private static int Utf8Time(DateTimeOffset time, Span<byte> destination) =>
+        time.UtcDateTime.TryFormat(destination, out var written, "O", CultureInfo.InvariantCulture) ? written
+            : throw new ArgumentException("The buffer is too small for a round-trip time.", nameof(destination));
+
     private static Guid ReadGuid(SqliteDataReader r, int i) => Guid.Parse(r.GetString(i));
     private static Guid? ReadNullableGuid(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : Guid.Parse(r.GetString(i));
     private static DateTimeOffset ReadTime(SqliteDataReader r, int i)
