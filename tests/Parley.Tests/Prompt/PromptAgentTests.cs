@@ -232,6 +232,26 @@ public sealed class PromptAgentTests : ModelRigTests
     }
 
     [Fact]
+    public async Task A_reply_costs_the_context_the_output_tokens_its_model_reported()
+    {
+        // 320 context tokens minus the agent's 200 output tokens: 120 for the prompt.
+        await using var server = await StartParleyAsync(contextTokens: 320);
+        var threadId = (await server.Client.CreateThreadAsync(AgentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        // ≈ 200 tokens by the tokenizer, more than the whole budget; the model says it wrote 6.
+        var longReply = string.Join(' ', Enumerable.Repeat("lorem", 200));
+        Model.Enqueue(new TextReply([longReply], CompletionTokens: 6), new TextReply(["ok"]));
+        await server.Client.SendAsync(threadId, "first");
+        await all.ReadUntilAsync(e => e.EventType == "run.completed");
+        await server.Client.SendAsync(threadId, "second");
+        await all.ReadUntilAsync(e => e.EventType == "run.completed");
+
+        var second = Model.Requests.ToArray()[^1]["messages"]!.AsArray().Select(m => ContentText(m!)).ToList();
+        Assert.Contains(longReply, second); // weighed at 6 + 4 tokens, it fits; re-tokenized, it would have been dropped
+        Assert.Equal("second", second[^1]);
+    }
+
+    [Fact]
     public async Task Usage_is_recorded_per_message_per_run_and_per_organization()
     {
         await using var server = await StartParleyAsync();
