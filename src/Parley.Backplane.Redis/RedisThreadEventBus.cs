@@ -27,6 +27,9 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
     private readonly Lock _gate = new();
     private readonly Dictionary<Guid, ThreadChannel> _threads = new();
 
+    /// <summary>One delegate for every subscription (a method group converted per call allocated one per open stream).</summary>
+    private readonly Action<ThreadEventSubscription> _unsubscribe;
+
     private sealed class ThreadChannel
     {
         public List<ThreadEventSubscription> Subscribers { get; } = [];
@@ -38,6 +41,7 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
     public RedisThreadEventBus(IOptions<RedisBackplaneOptions> options, ILogger<RedisThreadEventBus> logger)
     {
         _logger = logger;
+        _unsubscribe = Unsubscribe;
         _prefix = options.Value.ChannelPrefix;
         var configuration = ConfigurationOptions.Parse(options.Value.Configuration);
         // Start even when Redis is down (streams then fall back to the store on heartbeats) and keep retrying.
@@ -55,7 +59,7 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
     /// <inheritdoc />
     public ThreadEventSubscription Subscribe(Guid threadId)
     {
-        var subscription = new ThreadEventSubscription(threadId, Unsubscribe);
+        var subscription = new ThreadEventSubscription(threadId, _unsubscribe);
         Task<ChannelMessageQueue> queue;
         lock (_gate)
         {
