@@ -21,11 +21,15 @@ public sealed partial class SqliteStore : IDisposable
 
     // SQLite keeps memory statistics (sqlite3_memory_used) behind a global mutex taken on every allocation; Parley reads
     // none, and the lock/unlock pairs were ≈ 5 % of the writer thread's samples at 1,000 concurrent runs. The setting
-    // must come before SQLite initializes (the first connection in the process); later it is refused, harmlessly.
+    // must come before SQLite initializes (the first connection in the process); later it is refused (SQLITE_MISUSE),
+    // harmlessly but without the speed-up, which the first store logs once.
+    private static readonly int MemoryStatisticsOffResult;
+    private static int _memoryStatisticsLogged;
+
     static SqliteStore()
     {
         SQLitePCL.Batteries_V2.Init();
-        SQLitePCL.raw.sqlite3_config(SQLitePCL.raw.SQLITE_CONFIG_MEMSTATUS, 0);
+        MemoryStatisticsOffResult = SQLitePCL.raw.sqlite3_config(SQLitePCL.raw.SQLITE_CONFIG_MEMSTATUS, 0);
     }
 
     /// <summary>Opens (creating and migrating when needed) the database named by <paramref name="options"/>.</summary>
@@ -35,6 +39,8 @@ public sealed partial class SqliteStore : IDisposable
         Microsoft.Extensions.Logging.ILogger<SqliteStore>? logger = null)
     {
         _logger = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger<SqliteStore>.Instance;
+        if (MemoryStatisticsOffResult != SQLitePCL.raw.SQLITE_OK && Interlocked.Exchange(ref _memoryStatisticsLogged, 1) == 0)
+            Log.MemoryStatisticsStillOn(_logger, MemoryStatisticsOffResult);
         var builder = new SqliteConnectionStringBuilder(options.Value.ConnectionString) { Pooling = true, ForeignKeys = true, DefaultTimeout = 5 };
         if (builder.Mode is SqliteOpenMode.ReadWriteCreate && !string.IsNullOrEmpty(builder.DataSource) && builder.DataSource != ":memory:")
         {
@@ -208,6 +214,10 @@ public sealed partial class SqliteStore : IDisposable
     {
         [Microsoft.Extensions.Logging.LoggerMessage(1, Microsoft.Extensions.Logging.LogLevel.Warning, "A SQLite WAL checkpoint failed; retrying")]
         public static partial void CheckpointFailed(Microsoft.Extensions.Logging.ILogger logger, Exception exception);
+
+        [Microsoft.Extensions.Logging.LoggerMessage(2, Microsoft.Extensions.Logging.LogLevel.Information,
+            "SQLite refused to turn its memory statistics off (result code {ResultCode}: something in this process opened SQLite before Parley's store); writes take SQLite's global memory mutex, a few percent slower")]
+        public static partial void MemoryStatisticsStillOn(Microsoft.Extensions.Logging.ILogger logger, int resultCode);
     }
 
     private volatile bool _disposed;
