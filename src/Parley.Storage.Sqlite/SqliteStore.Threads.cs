@@ -247,8 +247,9 @@ public sealed partial class SqliteStore : IThreadStore
         var mayChangeTokensUsed = change.DeletedRuns.Count > 0;
         for (var i = 0; i < runs.Count && !mayChangeTokensUsed; i++) mayChangeTokensUsed = MayChangeTokensUsed(runs[i]);
         if (mayChangeTokensUsed) OrganizationWritten();
-        foreach (var runId in change.DeletedRuns) // rare
+        for (var i = 0; i < change.DeletedRuns.Count; i++)
         {
+            var runId = change.DeletedRuns[i];
             using var deleteMessages = Command(connection, "DELETE FROM messages WHERE thread_id = $thread AND run_id = $run", tx,
                 ("$thread", Text(change.Thread.Id)), ("$run", Text(runId)));
             deleteMessages.ExecuteNonQuery();
