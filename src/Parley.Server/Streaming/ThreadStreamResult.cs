@@ -22,8 +22,7 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var services = httpContext.RequestServices;
-        using var lifetime = SseResponse.LinkLifetime(httpContext);
-        var cancellationToken = lifetime.Token;
+        var cancellationToken = httpContext.RequestAborted;
         var store = services.GetRequiredService<IThreadStore>();
 
         IAsyncEnumerable<ThreadStreamItem> source;
@@ -40,7 +39,7 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
         else
         {
             var heartbeat = TimeSpan.FromSeconds(services.GetRequiredService<IOptions<StreamingOptions>>().Value.HeartbeatSeconds);
-            source = services.GetRequiredService<ThreadEventReader>().ReadAsync(thread.Id, afterSequence, heartbeat, cancellationToken);
+            source = services.GetRequiredService<ThreadEventReader>().ReadAsync(thread.Id, afterSequence, heartbeat, endWhenStopping: true, cancellationToken);
         }
 
         var metrics = services.GetRequiredService<Parley.Core.Diagnostics.ParleyMetrics>();
