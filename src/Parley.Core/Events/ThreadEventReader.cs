@@ -210,12 +210,12 @@ public sealed class ThreadEventReader
 
     /// <summary>
     /// One timer for the idle streams of the reader (a process has one reader): every tick it wakes the streams that
-    /// were silent for their heartbeat interval. It ticks at a sixteenth of the shortest interval (10 to 250 ms), so a
-    /// heartbeat goes out between one and ≈ 1.06 intervals of silence; it stops while no stream is open. The fine tick
-    /// also keeps the heartbeats spread out: every stream woken by one tick writes a heartbeat at once, and each write
-    /// holds one of Kestrel's pooled 4 KiB blocks until the socket has sent it, so the pool grows to the largest such
-    /// group and keeps the blocks (at a quarter of the interval, 10,000 idle streams cost ≈ 3.8 KB each of pooled
-    /// blocks; docs/benchmarks.md, idle-streams).
+    /// were silent for their heartbeat interval. It ticks at a 64th of the shortest interval (10 to 250 ms: 250 ms for
+    /// the default 15 s), so a heartbeat goes out between one and ≈ 1.02 intervals of silence; it stops while no stream
+    /// is open. The fine tick also keeps the heartbeats spread out: every stream woken by one tick writes a heartbeat at
+    /// once, and each write holds one of Kestrel's pooled 4 KiB blocks until the socket has sent it, so the pool grows to
+    /// the largest such group and keeps the blocks (10,000 idle streams with 2 s heartbeats: ≈ 3.8 KB each of pooled
+    /// blocks at a quarter of the interval, ≈ 1.3 KB at a sixteenth, ≈ 0.5 KB at a 64th; docs/benchmarks.md, idle-streams).
     /// </summary>
     private sealed class HeartbeatClock
     {
@@ -229,7 +229,7 @@ public sealed class ThreadEventReader
 
         public void Add(IdleStream stream)
         {
-            var period = Math.Clamp((long)(stream.Interval * 1000 / Stopwatch.Frequency / 16), 10, 250);
+            var period = Math.Clamp((long)(stream.Interval * 1000 / Stopwatch.Frequency / 64), 10, 250);
             lock (_lock)
             {
                 stream.Index = _streams.Count;
