@@ -4,7 +4,7 @@ using Parley.Core.Storage;
 
 namespace Parley.Core.Events;
 
-/// <summary>What <see cref="ThreadEventReader.ReadAsync"/> yields.</summary>
+/// <summary>What <see cref="ThreadEventReader.ReadAsync(Guid, long, TimeSpan, CancellationToken)"/> yields.</summary>
 public enum ThreadStreamItemKind
 {
     /// <summary>An event of the log, in sequence order.</summary>
@@ -26,10 +26,26 @@ public readonly record struct ThreadStreamItem(ThreadStreamItemKind Kind, Thread
 /// (DESIGN.md, "How one message flows"); when a live event skips a sequence, or the subscriber overflowed, it fills
 /// the gap from the store. Every dialect's stream is a projection of this one.
 /// </summary>
-public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, Microsoft.Extensions.Options.IOptions<ThreadEventReaderOptions>? options = null)
+public sealed class ThreadEventReader
 {
-    private readonly bool _checkStoreWhenIdle = options?.Value.CheckStoreWhenIdle ?? false;
+    private readonly IThreadStore store;
+    private readonly IThreadEventBus bus;
+    private readonly bool _checkStoreWhenIdle;
     private readonly HeartbeatClock _clock = new();
+    private volatile bool _stopping;
+
+    /// <summary>
+    /// Creates the reader. With <paramref name="lifetime"/>, streams read with <c>endWhenStopping</c> end as soon as
+    /// the host begins to stop: one registration for all of them, instead of a linked cancellation source per stream.
+    /// </summary>
+    public ThreadEventReader(IThreadStore store, IThreadEventBus bus, Microsoft.Extensions.Options.IOptions<ThreadEventReaderOptions>? options = null,
+        Microsoft.Extensions.Hosting.IHostApplicationLifetime? lifetime = null)
+    {
+        this.store = store;
+        this.bus = bus;
+        _checkStoreWhenIdle = options?.Value.CheckStoreWhenIdle ?? false;
+        lifetime?.ApplicationStopping.UnsafeRegister(static r => ((ThreadEventReader)r!).EndStreams(), this);
+    }
 
     /// <summary>Events read from the store per query during replay.</summary>
     public const int ReplayPageSize = 512;
@@ -40,10 +56,19 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
     /// <see cref="ThreadStreamItemKind.Heartbeat"/> after <paramref name="heartbeatInterval"/> of silence. Ends only
     /// when <paramref name="cancellationToken"/> is cancelled (or the caller stops enumerating).
     /// </summary>
+    public IAsyncEnumerable<ThreadStreamItem> ReadAsync(Guid threadId, long afterSequence, TimeSpan heartbeatInterval, CancellationToken cancellationToken = default) =>
+        ReadAsync(threadId, afterSequence, heartbeatInterval, endWhenStopping: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ReadAsync(Guid, long, TimeSpan, CancellationToken)"/>; with <paramref name="endWhenStopping"/>, the
+    /// enumeration also ends (without an exception) once the host begins to stop, when the reader was given the host's
+    /// lifetime. SSE streams use it: they must not hold shutdown open, and their clients resume with Last-Event-ID.
+    /// </summary>
     public async IAsyncEnumerable<ThreadStreamItem> ReadAsync(
         Guid threadId,
         long afterSequence,
         TimeSpan heartbeatInterval,
+        bool endWhenStopping,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var last = afterSequence;
@@ -71,6 +96,7 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
                 while (true)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
+                    if (endWhenStopping && _stopping) yield break; // EndStreams woke every waiting stream
                     if (reader.TryRead(out var live))
                     {
                         if (ReferenceEquals(live, ThreadEventSubscription.WakeUp))
@@ -110,6 +136,13 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
         {
             _clock.Remove(stream);
         }
+    }
+
+    /// <summary>Ends the streams read with <c>endWhenStopping</c>: marks the reader stopping and wakes every open stream.</summary>
+    private void EndStreams()
+    {
+        _stopping = true;
+        _clock.WakeAll();
     }
 
     private IAsyncEnumerable<ThreadEvent> ReadStoredAsync(Guid threadId, long after, long upTo, CancellationToken cancellationToken) =>
@@ -177,12 +210,12 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
 
     /// <summary>
     /// One timer for the idle streams of the reader (a process has one reader): every tick it wakes the streams that
-    /// were silent for their heartbeat interval. It ticks at a sixteenth of the shortest interval (10 to 250 ms), so a
-    /// heartbeat goes out between one and ≈ 1.06 intervals of silence; it stops while no stream is open. The fine tick
-    /// also keeps the heartbeats spread out: every stream woken by one tick writes a heartbeat at once, and each write
-    /// holds one of Kestrel's pooled 4 KiB blocks until the socket has sent it, so the pool grows to the largest such
-    /// group and keeps the blocks (at a quarter of the interval, 10,000 idle streams cost ≈ 3.8 KB each of pooled
-    /// blocks; docs/benchmarks.md, idle-streams).
+    /// were silent for their heartbeat interval. It ticks at a 64th of the shortest interval (10 to 250 ms: 250 ms for
+    /// the default 15 s), so a heartbeat goes out between one and ≈ 1.02 intervals of silence; it stops while no stream
+    /// is open. The fine tick also keeps the heartbeats spread out: every stream woken by one tick writes a heartbeat at
+    /// once, and each write holds one of Kestrel's pooled 4 KiB blocks until the socket has sent it, so the pool grows to
+    /// the largest such group and keeps the blocks (10,000 idle streams with 2 s heartbeats: ≈ 3.8 KB each of pooled
+    /// blocks at a quarter of the interval, ≈ 1.3 KB at a sixteenth, ≈ 0.5 KB at a 64th; docs/benchmarks.md, idle-streams).
     /// </summary>
     private sealed class HeartbeatClock
     {
@@ -196,7 +229,7 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
 
         public void Add(IdleStream stream)
         {
-            var period = Math.Clamp((long)(stream.Interval * 1000 / Stopwatch.Frequency / 16), 10, 250);
+            var period = Math.Clamp((long)(stream.Interval * 1000 / Stopwatch.Frequency / 64), 10, 250);
             lock (_lock)
             {
                 stream.Index = _streams.Count;
@@ -224,6 +257,15 @@ public sealed class ThreadEventReader(IThreadStore store, IThreadEventBus bus, M
                     _periodMs = long.MaxValue;
                     _timer.Change(Timeout.Infinite, Timeout.Infinite);
                 }
+            }
+        }
+
+        /// <summary>Wakes every stream at once, due or not (the host is stopping).</summary>
+        public void WakeAll()
+        {
+            lock (_lock)
+            {
+                foreach (var stream in _streams) stream.Wake();
             }
         }
 

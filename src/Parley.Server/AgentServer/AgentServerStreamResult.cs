@@ -31,12 +31,11 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var services = httpContext.RequestServices;
-        using var lifetime = SseResponse.LinkLifetime(httpContext);
-        var cancellationToken = lifetime.Token;
+        var cancellationToken = httpContext.RequestAborted;
         var projector = new AgentServerProjector(services.GetRequiredService<IThreadStore>(), services.GetRequiredService<IAgentStore>(), plan.ThreadId);
         await projector.InitializeAsync(plan.ReadAfter, cancellationToken);
         var heartbeat = TimeSpan.FromSeconds(services.GetRequiredService<IOptions<StreamingOptions>>().Value.HeartbeatSeconds);
-        var source = services.GetRequiredService<ThreadEventReader>().ReadAsync(plan.ThreadId, plan.ReadAfter, heartbeat, cancellationToken);
+        var source = services.GetRequiredService<ThreadEventReader>().ReadAsync(plan.ThreadId, plan.ReadAfter, heartbeat, endWhenStopping: true, cancellationToken);
 
         foreach (var (name, value) in headers) httpContext.Response.Headers[name] = value;
         var metrics = services.GetRequiredService<Parley.Core.Diagnostics.ParleyMetrics>();

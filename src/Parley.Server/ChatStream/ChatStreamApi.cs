@@ -55,7 +55,7 @@ public static class ChatStreamApi
         http.Response.Headers[SessionHeader] = sessionId;
         var text = new System.Text.StringBuilder();
         var calls = new List<ChatToolCall>();
-        await foreach (var e in ProjectRunAsync(reader, thread.Id, accepted, TimeSpan.FromSeconds(30), cancellationToken))
+        await foreach (var e in ProjectRunAsync(reader, thread.Id, accepted, TimeSpan.FromSeconds(30), endWhenStopping: false, cancellationToken))
         {
             switch (e?.Type)
             {
@@ -107,7 +107,7 @@ public static class ChatStreamApi
     /// the run finished before the stream started.
     /// </summary>
     internal static async IAsyncEnumerable<ChatStreamEvent?> ProjectRunAsync(
-        ThreadEventReader reader, Guid threadId, InboundMessageAccepted accepted, TimeSpan heartbeat, [EnumeratorCancellation] CancellationToken cancellationToken)
+        ThreadEventReader reader, Guid threadId, InboundMessageAccepted accepted, TimeSpan heartbeat, bool endWhenStopping, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var sessionId = threadId.ToString("D");
         if (accepted.Run is not { } run)
@@ -118,7 +118,7 @@ public static class ChatStreamApi
         }
         var streamed = new HashSet<string>();
         var wroteText = false;
-        await foreach (var item in reader.ReadAsync(threadId, accepted.Message.Sequence, heartbeat, cancellationToken))
+        await foreach (var item in reader.ReadAsync(threadId, accepted.Message.Sequence, heartbeat, endWhenStopping, cancellationToken))
         {
             if (item.Kind == ThreadStreamItemKind.Heartbeat) { yield return null; continue; }
             if (item.Event is not { } e || e.RunId != run.Id) continue;
@@ -173,15 +173,14 @@ internal sealed class ChatStreamResult(Guid threadId, InboundMessageAccepted acc
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var services = httpContext.RequestServices;
-        using var lifetime = SseResponse.LinkLifetime(httpContext);
-        var cancellationToken = lifetime.Token;
+        var cancellationToken = httpContext.RequestAborted;
         var heartbeat = TimeSpan.FromSeconds(services.GetRequiredService<IOptions<StreamingOptions>>().Value.HeartbeatSeconds);
         var response = httpContext.Response;
         var metrics = services.GetRequiredService<Parley.Core.Diagnostics.ParleyMetrics>();
         await SseResponse.StartAsync(response, cancellationToken);
         metrics.OpenStreams.Add(1);
         using var closed = new OpenStreamScope(metrics);
-        var events = ChatStreamApi.ProjectRunAsync(services.GetRequiredService<ThreadEventReader>(), threadId, accepted, heartbeat, cancellationToken);
+        var events = ChatStreamApi.ProjectRunAsync(services.GetRequiredService<ThreadEventReader>(), threadId, accepted, heartbeat, endWhenStopping: true, cancellationToken);
         try
         {
             await SseFormatter.WriteAsync(ItemsAsync(events, response.Body, metrics.EventsDelivered, cancellationToken), response.Body,

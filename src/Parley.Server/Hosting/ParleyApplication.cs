@@ -93,7 +93,7 @@ public static class ParleyApplication
         if (configuration.GetConnectionString("Redis") is not null) health.AddCheck<RedisHealthCheck>("redis");
         if (configuration.GetValue<bool>("Parley:Metrics:Prometheus"))
             services.AddOpenTelemetry().WithMetrics(metrics => metrics
-                .AddMeter(Parley.Core.Diagnostics.ParleyMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Runtime")
+                .AddMeter(Parley.Core.Diagnostics.ParleyMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.MemoryPool", "System.Runtime")
                 .AddPrometheusExporter());
         services.AddSingleton<ParleyStartup>();
         services.AddHostedService(sp => sp.GetRequiredService<ParleyStartup>());

@@ -6,12 +6,10 @@ internal static class SseResponse
     /// <summary>The keep-alive comment line (WHATWG SSE: a line starting with ':' is ignored by clients).</summary>
     public static readonly byte[] Heartbeat = ": ping\n\n"u8.ToArray();
 
-    /// <summary>
-    /// A token that ends the stream when the client leaves or when the server begins to stop — streams must not
-    /// hold shutdown open: clients reconnect with Last-Event-ID (to this node when it is back, or to another).
-    /// </summary>
-    public static CancellationTokenSource LinkLifetime(HttpContext context) => CancellationTokenSource.CreateLinkedTokenSource(
-        context.RequestAborted, context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+    // A stream ends when the client leaves (the request's token) or when the server begins to stop: streams must not
+    // hold shutdown open, and clients reconnect with Last-Event-ID (to this node when it is back, or to another). The
+    // stop reaches every stream through ThreadEventReader's one registration (ReadAsync with endWhenStopping), not a
+    // linked cancellation source per stream (≈ 0.3 KB each; docs/benchmarks.md, idle-streams).
 
     /// <summary>Sends the SSE headers: event-stream, no caching, no proxy buffering (nginx), no compression.</summary>
     public static Task StartAsync(HttpResponse response, CancellationToken cancellationToken)

@@ -1,0 +1,78 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using Parley.Core.Diagnostics;
+using Parley.Tests.Infrastructure;
+
+namespace Parley.Tests.WebChat;
+
+/// <summary>
+/// An open stream ends when its client leaves and when the server stops: nothing keeps a stream (or the server's
+/// shutdown) waiting once nobody can read it. Streams get the server's stop from the event reader's one registration.
+/// </summary>
+public sealed class StreamLifetimeTests
+{
+    /// <summary>Counts this host's open streams (its own meter, so streams of other test hosts do not count).</summary>
+    private sealed class OpenStreams : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private long _open;
+
+        public OpenStreams(IServiceProvider services)
+        {
+            var scope = services.GetRequiredService<IMeterFactory>();
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Scope == scope && instrument.Meter.Name == ParleyMetrics.MeterName && instrument.Name == "parley.streams.open")
+                    listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _open, value));
+            _listener.Start();
+        }
+
+        public long Count => Interlocked.Read(ref _open);
+
+        /// <summary>Waits (at most 10 s) until the count is <paramref name="expected"/>.</summary>
+        public async Task WaitForAsync(long expected)
+        {
+            for (var i = 0; i < 200 && Count != expected; i++) await Task.Delay(50, TestContext.Current.CancellationToken);
+            Assert.Equal(expected, Count);
+        }
+
+        public void Dispose() => _listener.Dispose();
+    }
+
+    [Fact]
+    public async Task An_open_stream_ends_cleanly_when_the_server_stops_and_does_not_hold_the_stop_open()
+    {
+        var server = await ParleyTestServer.StartAsync();
+        await using var _ = server;
+        var threadId = (await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!;
+        await using var stream = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        Assert.Equal("thread.created", (await stream.NextAsync())?.EventType);
+
+        // The host waits up to 30 s (its shutdown timeout) for requests still running; a stream that ignored the stop
+        // would hold it that long and then be cut off instead of ended.
+        var stopping = server.StopAsync();
+        Assert.Null(await stream.NextAsync(timeoutSeconds: 20));
+        await stopping.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task A_stream_whose_client_leaves_is_closed_on_the_server()
+    {
+        await using var server = await ParleyTestServer.StartAsync();
+        using var open = new OpenStreams(server.Services);
+        var threadId = (await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!;
+
+        var stream = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        Assert.Equal("thread.created", (await stream.NextAsync())?.EventType);
+        await open.WaitForAsync(1);
+        await stream.DisposeAsync();
+        await open.WaitForAsync(0);
+
+        // The thread's next stream works as before: the reader let go of the first one.
+        await using var again = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        Assert.Equal("thread.created", (await again.NextAsync())?.EventType);
+        await open.WaitForAsync(1);
+    }
+}
