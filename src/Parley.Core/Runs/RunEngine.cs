@@ -311,7 +311,7 @@ public sealed partial class RunEngine(
     {
         await Task.Yield();
         var batch = new List<AgentUpdate>(64);
-        var deltas = new List<PreparedDelta>(64);
+        var deltas = new List<PreparedDelta?>(64);
         try
         {
             while (await reader.WaitToReadAsync(CancellationToken.None))
@@ -323,8 +323,7 @@ public sealed partial class RunEngine(
                 var priority = progress.HasOutput ? WritePriority.Bulk : WritePriority.Normal;
                 await threads.UpdateThreadAsync(run.ThreadId, change =>
                 {
-                    for (int i = 0, delta = 0; i < batch.Count; i++)
-                        Apply(change, run, batch[i], progress, batch[i] is TextDeltaUpdate ? deltas[delta++] : null);
+                    for (var i = 0; i < batch.Count; i++) Apply(change, run, batch[i], progress, deltas[i]);
                     return true;
                 }, priority, CancellationToken.None);
                 deltas.Clear();
@@ -459,26 +458,26 @@ public sealed partial class RunEngine(
     internal readonly record struct PreparedDelta(Guid MessageId, string DataJson);
 
     /// <summary>
-    /// Serializes the <c>message.delta</c> data of every text delta in <paramref name="batch"/> into
-    /// <paramref name="deltas"/> (in order), with the message ids <see cref="Apply"/> gives them: the streaming message's
-    /// (<paramref name="pendingMessageId"/>), a new one (UUIDv7 of <paramref name="now"/>) for the first delta of a new
-    /// message. This runs on the run's own
-    /// thread: inside the write it ran on the store's single writer thread, which every write of the process waits for
-    /// (the JSON of each delta was ≈ 1/6 of that thread's time at 1,000 paced runs, docs/benchmarks.md).
+    /// Adds to <paramref name="deltas"/>, for each update of <paramref name="batch"/> in order, the serialized
+    /// <c>message.delta</c> data of a text delta (null for any other update), with the message id it belongs to: the
+    /// streaming message's (<paramref name="pendingMessageId"/>), or a new one (UUIDv7 of <paramref name="now"/>) for the
+    /// first delta after a finished message. This runs on the run's own thread: inside the write it ran on the store's
+    /// single writer thread, which every write of the process waits for (the JSON of each delta was ≈ 1/6 of that
+    /// thread's time at 1,000 paced runs, docs/benchmarks.md).
     /// </summary>
-    internal static void PrepareDeltas(List<AgentUpdate> batch, Guid? pendingMessageId, DateTimeOffset now, List<PreparedDelta> deltas)
+    internal static void PrepareDeltas(List<AgentUpdate> batch, Guid? pendingMessageId, DateTimeOffset now, List<PreparedDelta?> deltas)
     {
         foreach (var update in batch)
-            switch (update)
+        {
+            PreparedDelta? delta = null;
+            if (update is TextDeltaUpdate d)
             {
-                case TextDeltaUpdate d:
-                    pendingMessageId ??= Guid.CreateVersion7(now);
-                    deltas.Add(new(pendingMessageId.Value, JsonSerializer.Serialize(new MessageDeltaData(pendingMessageId.Value, d.Delta), CoreJsonContext.Payloads.MessageDeltaData)));
-                    break;
-                case OutboundMessageUpdate:
-                    pendingMessageId = null; // as Apply does: the next delta starts a new message
-                    break;
+                pendingMessageId ??= Guid.CreateVersion7(now);
+                delta = new(pendingMessageId.Value, JsonSerializer.Serialize(new MessageDeltaData(pendingMessageId.Value, d.Delta), CoreJsonContext.Payloads.MessageDeltaData));
             }
+            else if (update is OutboundMessageUpdate) pendingMessageId = null; // as Apply does: the next delta starts a new message
+            deltas.Add(delta);
+        }
     }
 
     /// <summary>Turns one executor update into changes of the thread; a text delta comes with its data serialized (<paramref name="delta"/>, from <see cref="PrepareDeltas"/>).</summary>

@@ -36,12 +36,11 @@ public sealed class RunEngineApplyTests
             new TextDeltaUpdate("Hel"), new TextDeltaUpdate("lo"), new OutboundMessageUpdate("Hello", []),
             new TextDeltaUpdate("Bye"),
         ];
-        var deltas = new List<RunEngine.PreparedDelta>();
+        var deltas = new List<RunEngine.PreparedDelta?>();
         RunEngine.PrepareDeltas(batch, progress.PendingMessageId, now, deltas);
 
         var change = new ThreadChange(thread, now);
-        for (int i = 0, delta = 0; i < batch.Count; i++)
-            RunEngine.Apply(change, run, batch[i], progress, batch[i] is TextDeltaUpdate ? deltas[delta++] : null);
+        for (var i = 0; i < batch.Count; i++) RunEngine.Apply(change, run, batch[i], progress, deltas[i]);
 
         Assert.Equal([8L, 9L, 10L, 11L], change.Events.Select(e => e.Sequence));
         Assert.Equal([ThreadEventTypes.MessageDelta, ThreadEventTypes.MessageDelta, ThreadEventTypes.MessageCreated, ThreadEventTypes.MessageDelta], change.Events.Select(e => e.Type));
@@ -56,9 +55,9 @@ public sealed class RunEngineApplyTests
         Assert.Equal(["Bye"], progress.PendingDeltas);
 
         // The next write continues that message.
-        var next = new List<RunEngine.PreparedDelta>();
+        var next = new List<RunEngine.PreparedDelta?>();
         RunEngine.PrepareDeltas([new TextDeltaUpdate("!")], progress.PendingMessageId, now, next);
-        Assert.Equal(progress.PendingMessageId, Assert.Single(next).MessageId);
+        Assert.Equal(progress.PendingMessageId, Assert.Single(next)!.Value.MessageId);
     }
 
     [Fact]
