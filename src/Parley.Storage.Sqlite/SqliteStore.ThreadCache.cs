@@ -35,7 +35,13 @@ public sealed partial class SqliteStore
 
         // Encoded on first use: only a version check needs it, and the writer (which caches a thread per write) skips
         // version checks while no other connection commits.
-        public byte[] UpdatedAt => _updatedAt ??= System.Text.Encoding.UTF8.GetBytes(Text(Thread.UpdatedAt));
+        public byte[] UpdatedAt => _updatedAt ??= EncodeTime(Thread.UpdatedAt);
+
+        private static byte[] EncodeTime(DateTimeOffset time)
+        {
+            Span<byte> utf8 = stackalloc byte[32];
+            return utf8[..Utf8Time(time, utf8)].ToArray();
+        }
         public long LastUsed = Environment.TickCount64;
     }
 
