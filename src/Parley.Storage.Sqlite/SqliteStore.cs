@@ -128,8 +128,13 @@ public sealed partial class SqliteStore : IDisposable
         // busy_timeout: while a RESTART checkpoint holds the write lock, SQLite's own handler retries BEGIN IMMEDIATE in
         // 1–100 ms steps (without it, Microsoft.Data.Sqlite's retry loop sleeps 150 ms per attempt).
         // cache_size: with many threads streaming at once each commit touches a page of every thread it writes, and
-        // with SQLite's default 2 MB cache the writer read those pages back from the file (pread) on every commit.
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536;";
+        // with SQLite's default 2 MB cache the writer read those pages back from the file (pread) on every commit. Not
+        // larger than 16 MiB: when a B-tree split reorders its sibling pages, SQLite parks a page under the lock-byte
+        // page's number (page 262,145 at 4 KiB pages), and the commit that follows drops cached pages past the end of
+        // the database by scanning the page cache's whole hash table (pcache1TruncateUnsafe). With a 64 MiB cache that
+        // scan was ≈ 4 % of the server's CPU under 1,000 streaming threads and ≈ 0.5 % with 16 MiB, which still holds
+        // their working set (no more pread on the writer; docs/benchmarks.md).
+        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout=5000; PRAGMA cache_size=-16384;";
         pragma.ExecuteNonQuery();
         KeptCommands.Add(connection, new Dictionary<string, KeptCommand>(StringComparer.Ordinal));
         _checkpointer = Task.Run(CheckpointLoopAsync);
