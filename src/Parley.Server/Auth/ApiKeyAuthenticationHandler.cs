@@ -31,14 +31,29 @@ public sealed class ApiKeyAuthenticationHandler(
     /// <summary>The header that carries the key.</summary>
     public const string HeaderName = "X-API-Key";
 
+    private static readonly Task<AuthenticateResult> NoKey = Task.FromResult(AuthenticateResult.NoResult());
+
     /// <inheritdoc />
-    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    /// <remarks>
+    /// Not an async method: a key the store has cached is looked up synchronously, and the result's task is then the
+    /// one <see cref="ApiKeyTickets"/> keeps for the key, rather than a task per request that the handler keeps for as
+    /// long as the request runs.
+    /// </remarks>
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var key = ReadKey(Request);
-        if (key is null) return AuthenticateResult.NoResult();
+        if (key is null) return NoKey;
         var hash = hashes.HashOf(key);
-        var stored = await organizations.FindApiKeyByHashAsync(hash, Context.RequestAborted);
-        if (stored is null) return AuthenticateResult.Fail("Invalid API key.");
+        var lookup = organizations.FindApiKeyByHashAsync(hash, Context.RequestAborted);
+        return lookup.IsCompletedSuccessfully ? Authenticated(key, hash, lookup.Result) : AuthenticateWhenFoundAsync(key, hash, lookup);
+    }
+
+    private async Task<AuthenticateResult> AuthenticateWhenFoundAsync(string key, string hash, Task<ApiKey?> lookup) =>
+        await Authenticated(key, hash, await lookup);
+
+    private Task<AuthenticateResult> Authenticated(string key, string hash, ApiKey? stored)
+    {
+        if (stored is null) return Task.FromResult(AuthenticateResult.Fail("Invalid API key."));
         hashes.Remember(key, hash);
         return Context.RequestServices.GetRequiredService<ApiKeyTickets>().For(stored);
     }
