@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Extensions.Options;
 using Parley.Core.Agents;
@@ -44,9 +43,37 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
         using var closed = new OpenStreamScope(metrics);
         // Events are copied into the response pipe and sent at each flush; an idle stream holds no buffer of its own.
         var buffered = new ResponseBufferStream(httpContext.Response.BodyWriter);
+        var events = source.GetAsyncEnumerator(cancellationToken);
+        var burst = new Burst(plan, projector, events, metrics.EventsDelivered, cancellationToken);
         try
         {
-            await SseFormatter.WriteAsync(ProjectAsync(source, projector, buffered, metrics.EventsDelivered, cancellationToken), buffered, FormatData, cancellationToken);
+            try
+            {
+                // A burst stops at the item after its last event without moving on: that item is handled next.
+                while (!burst.Ended && (burst.TakeStop() || await events.MoveNextAsync()))
+                {
+                    switch (events.Current.Kind)
+                    {
+                        case ThreadStreamItemKind.Heartbeat:
+                            await buffered.WriteAsync(Heartbeat, cancellationToken);
+                            await buffered.FlushAsync(cancellationToken);
+                            break;
+                        case ThreadStreamItemKind.Flush:
+                            await buffered.FlushAsync(cancellationToken);
+                            if (plan.RunFinished) return; // everything of an ended run was in the store, and is sent
+                            break;
+                        case ThreadStreamItemKind.Event when await burst.StartsAsync(events.Current.Event!):
+                            // The formatter runs only for a burst of events and lets go of its state after it, so an
+                            // idle stream holds none of it (docs/benchmarks.md, idle-streams).
+                            await SseFormatter.WriteAsync(burst, buffered, FormatData, cancellationToken);
+                            break;
+                    }
+                }
+            }
+            finally
+            {
+                await events.DisposeAsync();
+            }
             await buffered.FlushAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -58,39 +85,134 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
         }
     }
 
-    private async IAsyncEnumerable<SseItem<string>> ProjectAsync(
-        IAsyncEnumerable<ThreadStreamItem> source, AgentServerProjector projector, Stream output,
-        System.Diagnostics.Metrics.Counter<long> delivered, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// Hands <see cref="SseFormatter"/> one burst of a stream's events at a time: the projected events of the log's
+    /// events (<see cref="AgentServerProjector"/>, each log event projected once, in order) that this stream sends, up to
+    /// the next item that is not an event (a flush or a heartbeat), which stays the log enumerator's current item for
+    /// the caller (<see cref="TakeStop"/>). One small object per stream instead of an iterator that the formatter awaits,
+    /// with its state, for the life of the stream (as the web chat stream's <c>ThreadStreamResult</c>).
+    /// </summary>
+    private sealed class Burst(
+        AgentServerStreamPlan plan, AgentServerProjector projector, IAsyncEnumerator<ThreadStreamItem> source,
+        System.Diagnostics.Metrics.Counter<long> delivered, CancellationToken cancellationToken)
+        : IAsyncEnumerable<SseItem<string>>, IAsyncEnumerator<SseItem<string>>
     {
-        await foreach (var item in source.WithCancellation(cancellationToken))
+        private ThreadEvent? _event; // the log event whose projection is being sent
+        private IReadOnlyList<ProjectedEvent> _projected = [];
+        private int _index; // of the current projected event in _projected
+        private bool _first;
+        private bool _stopped;
+
+        /// <summary>True once the stream must end: after the last event of the run a run stream follows.</summary>
+        public bool Ended { get; private set; }
+
+        /// <inheritdoc />
+        public SseItem<string> Current
         {
-            switch (item.Kind)
+            get
             {
-                case ThreadStreamItemKind.Heartbeat:
-                    await output.WriteAsync(Heartbeat, cancellationToken);
-                    await output.FlushAsync(cancellationToken);
-                    break;
-                case ThreadStreamItemKind.Flush:
-                    await output.FlushAsync(cancellationToken);
-                    if (plan.RunFinished) yield break; // everything of an ended run was in the store, and is sent
-                    break;
-                case ThreadStreamItemKind.Event:
-                    var e = item.Event!;
-                    var projected = await projector.ProjectAsync(e, cancellationToken);
-                    var inScope = plan.RunId is not { } runId || e.RunId == runId;
-                    for (var k = 0; k < projected.Count; k++)
-                    {
-                        var position = new StreamPosition(e.Sequence, k);
-                        if (!inScope || !plan.Kinds.Contains(projected[k].Kind)) continue;
-                        if (plan.Skip is { } skip && (position.Sequence < skip.Sequence || position.Sequence == skip.Sequence && position.Index <= skip.Index)) continue;
-                        delivered.Add(1);
-                        yield return new SseItem<string>(projected[k].Data, projected[k].Event) { EventId = position.ToString() };
-                    }
-                    if (plan.RunId is { } run && e.RunId == run && AgentServerProjector.RunEndTypes.Contains(e.Type))
-                        yield break;
-                    break;
+                var projected = _projected[_index];
+                return new SseItem<string>(projected.Data, projected.Event) { EventId = new StreamPosition(_event!.Sequence, _index).ToString() };
             }
         }
+
+        /// <summary>True (once) when the last burst stopped at an item that is not an event: the log's current item.</summary>
+        public bool TakeStop()
+        {
+            if (!_stopped) return false;
+            _stopped = false;
+            return true;
+        }
+
+        /// <summary>
+        /// Projects <paramref name="e"/> (the log's current item); true when the stream sends any of it: the first event
+        /// of a burst is then <see cref="Current"/>.
+        /// </summary>
+        public async ValueTask<bool> StartsAsync(ThreadEvent e)
+        {
+            await BeginAsync(e);
+            if (NextInScope()) return _first = true;
+            EndOfEvent(); // a run stream ends at its run's end, even when it sends nothing of that event
+            Release();
+            return false;
+        }
+
+        /// <inheritdoc />
+        public IAsyncEnumerator<SseItem<string>> GetAsyncEnumerator(CancellationToken token = default) => this;
+
+        /// <inheritdoc />
+        public ValueTask<bool> MoveNextAsync()
+        {
+            if (_first)
+            {
+                _first = false;
+                return new ValueTask<bool>(true);
+            }
+            if (NextInScope()) return new ValueTask<bool>(true);
+            return EndOfEvent() ? new ValueTask<bool>(false) : MoveToNextEventAsync();
+        }
+
+        private async ValueTask<bool> MoveToNextEventAsync()
+        {
+            while (await source.MoveNextAsync())
+            {
+                var item = source.Current;
+                if (item.Kind != ThreadStreamItemKind.Event)
+                {
+                    _stopped = true;
+                    Release();
+                    return false;
+                }
+                await BeginAsync(item.Event!);
+                if (NextInScope()) return true;
+                if (EndOfEvent()) return false;
+            }
+            Ended = true;
+            return false;
+        }
+
+        private async ValueTask BeginAsync(ThreadEvent e)
+        {
+            _projected = await projector.ProjectAsync(e, cancellationToken);
+            _event = e;
+            _index = -1;
+        }
+
+        /// <summary>Lets go of the last log event and its projection between bursts (an idle stream keeps neither).</summary>
+        private void Release()
+        {
+            _event = null;
+            _projected = [];
+        }
+
+        /// <summary>Moves to the next projected event of the current log event that this stream sends; false when none is left.</summary>
+        private bool NextInScope()
+        {
+            var e = _event!;
+            if (plan.RunId is { } runId && e.RunId != runId)
+            {
+                _index = _projected.Count;
+                return false;
+            }
+            while (++_index < _projected.Count)
+            {
+                if (!plan.Kinds.Contains(_projected[_index].Kind)) continue;
+                if (plan.Skip is { } skip && (e.Sequence < skip.Sequence || e.Sequence == skip.Sequence && _index <= skip.Index)) continue;
+                delivered.Add(1);
+                return true;
+            }
+            return false;
+        }
+
+        /// <summary>At the end of the current log event's projection: true (and <see cref="Ended"/>) when it ended the run a run stream follows.</summary>
+        private bool EndOfEvent()
+        {
+            if (plan.RunId is { } run && _event!.RunId == run && AgentServerProjector.RunEndTypes.Contains(_event.Type)) Ended = true;
+            return Ended;
+        }
+
+        /// <summary>Ends a burst (the formatter disposes its enumerator after each one); the log enumerator stays open.</summary>
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     /// <summary>

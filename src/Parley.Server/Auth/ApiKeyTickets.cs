@@ -18,10 +18,13 @@ namespace Parley.Server.Auth;
 /// </remarks>
 internal sealed class ApiKeyTickets
 {
-    private readonly ConditionalWeakTable<ApiKey, AuthenticateResult> _results = new();
+    private readonly ConditionalWeakTable<ApiKey, Task<AuthenticateResult>> _results = new();
 
-    /// <summary>The successful result for <paramref name="key"/> (scheme <see cref="ApiKeyAuthenticationHandler.SchemeName"/>).</summary>
-    public AuthenticateResult For(ApiKey key) => _results.GetValue(key, static k => Build(k));
+    /// <summary>
+    /// The successful result for <paramref name="key"/> (scheme <see cref="ApiKeyAuthenticationHandler.SchemeName"/>),
+    /// as a completed task: the handler returns it as is, and keeps it for the request.
+    /// </summary>
+    public Task<AuthenticateResult> For(ApiKey key) => _results.GetValue(key, static k => Task.FromResult(Build(k)));
 
     private static AuthenticateResult Build(ApiKey key)
     {

@@ -250,6 +250,44 @@ public sealed class PublishableKeyTests
     }
 
     [Fact]
+    public async Task A_publishable_key_is_no_key_in_the_other_dialects_and_a_secret_key_beside_it_is_the_one_that_counts()
+    {
+        await using var server = await ParleyTestServer.StartAsync();
+        var key = DemoPublishableKey(server);
+        var origin = Origin(server);
+        var (threadId, token) = await CreateWidgetThreadAsync(server, key);
+
+        // Agent-server and chat-stream endpoints take only the secret key: 401 (not 403) in each dialect's own shape.
+        var agentServer = await CallAsync(server, HttpMethod.Get, $"/threads/{threadId}", key, token, origin);
+        Assert.Equal(HttpStatusCode.Unauthorized, agentServer.Status);
+        Assert.StartsWith("This endpoint needs the secret API key in the x-api-key header", agentServer.Body.GetProperty("detail").GetString());
+        var chat = await CallAsync(server, HttpMethod.Post, "/chat/stream", key, token, origin, new { message = "hi" });
+        Assert.Equal(HttpStatusCode.Unauthorized, chat.Status);
+        Assert.Equal("unauthorized", chat.Body.GetProperty("error").GetProperty("code").GetString());
+        Assert.StartsWith("This endpoint needs the secret API key in an Authorization: Bearer header", chat.Body.GetProperty("error").GetProperty("message").GetString());
+
+        // On a widget endpoint a secret key sent beside the publishable key decides: a wrong one is refused...
+        async Task<(HttpStatusCode Status, JsonElement Body)> WithSecretAsync(string secret, object body)
+        {
+            using var client = server.CreateClient(secret);
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/threads/web?publishableKey={Uri.EscapeDataString(key)}") { Content = JsonContent.Create(body) };
+            request.Headers.Add("Origin", origin);
+            using var response = await client.SendAsync(request);
+            return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+        }
+        var rows = server.CountRows();
+        var wrong = await WithSecretAsync("pk_wrong", new { agentId = ParleyTestServer.LeadQualifierId });
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.Status);
+        Assert.Equal("Invalid API key.", wrong.Body.GetProperty("message").GetString());
+        Assert.Equal(rows, server.CountRows());
+        // ...and a valid one acts with its own rights (setting variables, which the publishable key alone may not).
+        var secret = await WithSecretAsync(ParleyTestServer.DemoKey, new { agentId = ParleyTestServer.LeadQualifierId, variables = new { email = "vip@example.com" } });
+        Assert.True(secret.Status == HttpStatusCode.OK, $"{(int)secret.Status} {secret.Body}");
+        Assert.True(!secret.Body.TryGetProperty("threadToken", out var threadToken) || threadToken.ValueKind == JsonValueKind.Null,
+            "a thread created with the secret key has no thread token");
+    }
+
+    [Fact]
     public async Task The_widget_script_is_cached_and_revalidated_and_the_start_page_embeds_the_publishable_key_not_the_secret_one()
     {
         await using var server = await ParleyTestServer.StartAsync();
