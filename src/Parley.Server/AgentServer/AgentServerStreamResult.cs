@@ -43,37 +43,11 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
         using var closed = new OpenStreamScope(metrics);
         // Events are copied into the response pipe and sent at each flush; an idle stream holds no buffer of its own.
         var buffered = new ResponseBufferStream(httpContext.Response.BodyWriter);
-        var events = source.GetAsyncEnumerator(cancellationToken);
-        var burst = new Burst(plan, projector, events, metrics.EventsDelivered, cancellationToken);
+        var burst = new Burst(plan, projector, source.GetAsyncEnumerator(cancellationToken), metrics.EventsDelivered, cancellationToken);
         try
         {
-            try
-            {
-                // A burst stops at the item after its last event without moving on: that item is handled next.
-                while (!burst.Ended && (burst.TakeStop() || await events.MoveNextAsync()))
-                {
-                    switch (events.Current.Kind)
-                    {
-                        case ThreadStreamItemKind.Heartbeat:
-                            await buffered.WriteAsync(Heartbeat, cancellationToken);
-                            await buffered.FlushAsync(cancellationToken);
-                            break;
-                        case ThreadStreamItemKind.Flush:
-                            await buffered.FlushAsync(cancellationToken);
-                            if (plan.RunFinished) return; // everything of an ended run was in the store, and is sent
-                            break;
-                        case ThreadStreamItemKind.Event when await burst.StartsAsync(events.Current.Event!):
-                            // The formatter runs only for a burst of events and lets go of its state after it, so an
-                            // idle stream holds none of it (docs/benchmarks.md, idle-streams).
-                            await SseFormatter.WriteAsync(burst, buffered, FormatData, cancellationToken);
-                            break;
-                    }
-                }
-            }
-            finally
-            {
-                await events.DisposeAsync();
-            }
+            // A run that had ended before the request: everything of it was in the store, and is sent at the first flush.
+            await burst.WriteAsync(buffered, Heartbeat, FormatData, endAtFlush: plan.RunFinished, cancellationToken);
             await buffered.FlushAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -86,28 +60,20 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
     }
 
     /// <summary>
-    /// Hands <see cref="SseFormatter"/> one burst of a stream's events at a time: the projected events of the log's
-    /// events (<see cref="AgentServerProjector"/>, each log event projected once, in order) that this stream sends, up to
-    /// the next item that is not an event (a flush or a heartbeat), which stays the log enumerator's current item for
-    /// the caller (<see cref="TakeStop"/>). One small object per stream instead of an iterator that the formatter awaits,
-    /// with its state, for the life of the stream (as the web chat stream's <c>ThreadStreamResult</c>).
+    /// The agent-server stream's bursts (<see cref="SseEventBurst{T}"/>): the projected events of the log's events
+    /// (<see cref="AgentServerProjector"/>, each log event projected once, in order) that this stream sends.
     /// </summary>
     private sealed class Burst(
         AgentServerStreamPlan plan, AgentServerProjector projector, IAsyncEnumerator<ThreadStreamItem> source,
         System.Diagnostics.Metrics.Counter<long> delivered, CancellationToken cancellationToken)
-        : IAsyncEnumerable<SseItem<string>>, IAsyncEnumerator<SseItem<string>>
+        : SseEventBurst<string>(source)
     {
         private ThreadEvent? _event; // the log event whose projection is being sent
         private IReadOnlyList<ProjectedEvent> _projected = [];
         private int _index; // of the current projected event in _projected
-        private bool _first;
-        private bool _stopped;
-
-        /// <summary>True once the stream must end: after the last event of the run a run stream follows.</summary>
-        public bool Ended { get; private set; }
 
         /// <inheritdoc />
-        public SseItem<string> Current
+        public override SseItem<string> Current
         {
             get
             {
@@ -116,103 +82,43 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
             }
         }
 
-        /// <summary>True (once) when the last burst stopped at an item that is not an event: the log's current item.</summary>
-        public bool TakeStop()
-        {
-            if (!_stopped) return false;
-            _stopped = false;
-            return true;
-        }
-
-        /// <summary>
-        /// Projects <paramref name="e"/> (the log's current item); true when the stream sends any of it: the first event
-        /// of a burst is then <see cref="Current"/>.
-        /// </summary>
-        public async ValueTask<bool> StartsAsync(ThreadEvent e)
-        {
-            await BeginAsync(e);
-            if (NextInScope()) return _first = true;
-            EndOfEvent(); // a run stream ends at its run's end, even when it sends nothing of that event
-            Release();
-            return false;
-        }
-
-        /// <inheritdoc />
-        public IAsyncEnumerator<SseItem<string>> GetAsyncEnumerator(CancellationToken token = default) => this;
-
-        /// <inheritdoc />
-        public ValueTask<bool> MoveNextAsync()
-        {
-            if (_first)
-            {
-                _first = false;
-                return new ValueTask<bool>(true);
-            }
-            if (NextInScope()) return new ValueTask<bool>(true);
-            return EndOfEvent() ? new ValueTask<bool>(false) : MoveToNextEventAsync();
-        }
-
-        private async ValueTask<bool> MoveToNextEventAsync()
-        {
-            while (await source.MoveNextAsync())
-            {
-                var item = source.Current;
-                if (item.Kind != ThreadStreamItemKind.Event)
-                {
-                    _stopped = true;
-                    Release();
-                    return false;
-                }
-                await BeginAsync(item.Event!);
-                if (NextInScope()) return true;
-                if (EndOfEvent()) return false;
-            }
-            Ended = true;
-            return false;
-        }
-
-        private async ValueTask BeginAsync(ThreadEvent e)
+        /// <summary>Projects <paramref name="e"/>; true when the stream sends any of it.</summary>
+        protected override async ValueTask<bool> AcceptAsync(ThreadEvent e)
         {
             _projected = await projector.ProjectAsync(e, cancellationToken);
             _event = e;
             _index = -1;
+            return NextWithinEvent();
+        }
+
+        /// <summary>
+        /// Moves to the next projected event of the current log event that this stream sends. When none is left, a run
+        /// stream ends if the log event ended its run (even when it sent nothing of that event).
+        /// </summary>
+        protected override bool NextWithinEvent()
+        {
+            var e = _event!;
+            if (plan.RunId is not { } runId || e.RunId == runId)
+            {
+                while (++_index < _projected.Count)
+                {
+                    if (!plan.Kinds.Contains(_projected[_index].Kind)) continue;
+                    if (plan.Skip is { } skip && (e.Sequence < skip.Sequence || e.Sequence == skip.Sequence && _index <= skip.Index)) continue;
+                    delivered.Add(1);
+                    return true;
+                }
+            }
+            _index = _projected.Count;
+            if (plan.RunId is { } run && e.RunId == run && AgentServerProjector.RunEndTypes.Contains(e.Type)) Ended = true;
+            return false;
         }
 
         /// <summary>Lets go of the last log event and its projection between bursts (an idle stream keeps neither).</summary>
-        private void Release()
+        protected override void OnIdle()
         {
             _event = null;
             _projected = [];
         }
-
-        /// <summary>Moves to the next projected event of the current log event that this stream sends; false when none is left.</summary>
-        private bool NextInScope()
-        {
-            var e = _event!;
-            if (plan.RunId is { } runId && e.RunId != runId)
-            {
-                _index = _projected.Count;
-                return false;
-            }
-            while (++_index < _projected.Count)
-            {
-                if (!plan.Kinds.Contains(_projected[_index].Kind)) continue;
-                if (plan.Skip is { } skip && (e.Sequence < skip.Sequence || e.Sequence == skip.Sequence && _index <= skip.Index)) continue;
-                delivered.Add(1);
-                return true;
-            }
-            return false;
-        }
-
-        /// <summary>At the end of the current log event's projection: true (and <see cref="Ended"/>) when it ended the run a run stream follows.</summary>
-        private bool EndOfEvent()
-        {
-            if (plan.RunId is { } run && _event!.RunId == run && AgentServerProjector.RunEndTypes.Contains(_event.Type)) Ended = true;
-            return Ended;
-        }
-
-        /// <summary>Ends a burst (the formatter disposes its enumerator after each one); the log enumerator stays open.</summary>
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     /// <summary>

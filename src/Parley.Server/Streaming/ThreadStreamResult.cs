@@ -48,36 +48,10 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
         using var closed = new OpenStreamScope(metrics);
         // Events are copied into the response pipe and sent at each flush (whenever nothing more is ready).
         var buffered = new ResponseBufferStream(httpContext.Response.BodyWriter);
-        var events = source.GetAsyncEnumerator(cancellationToken);
-        var burst = new Burst(this, events, metrics.EventsDelivered);
+        var burst = new Burst(this, source.GetAsyncEnumerator(cancellationToken), metrics.EventsDelivered);
         try
         {
-            try
-            {
-                // A burst stops at the item after its last event without moving on: that item is handled next.
-                while (!burst.Ended && (burst.TakeStop() || await events.MoveNextAsync()))
-                {
-                    switch (events.Current.Kind)
-                    {
-                        case ThreadStreamItemKind.Heartbeat:
-                            await buffered.WriteAsync(SseResponse.Heartbeat, cancellationToken);
-                            await buffered.FlushAsync(cancellationToken);
-                            break;
-                        case ThreadStreamItemKind.Flush:
-                            await buffered.FlushAsync(cancellationToken);
-                            break;
-                        case ThreadStreamItemKind.Event when burst.Starts(events.Current.Event!):
-                            // The formatter runs only for a burst of events and lets go of its state after it, so an
-                            // idle stream holds none of it (docs/benchmarks.md, idle-streams).
-                            await SseFormatter.WriteAsync(burst, buffered, FormatData, cancellationToken);
-                            break;
-                    }
-                }
-            }
-            finally
-            {
-                await events.DisposeAsync();
-            }
+            await burst.WriteAsync(buffered, SseResponse.Heartbeat, FormatData, endAtFlush: false, cancellationToken);
             await buffered.FlushAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -99,77 +73,25 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
 
     private static void FormatData(SseItem<ThreadEvent> item, IBufferWriter<byte> writer) => Encoding.UTF8.GetBytes(item.Data.Data, writer);
 
-    /// <summary>
-    /// Hands <see cref="SseFormatter"/> one burst of a stream's events at a time: the events this stream's mode sends,
-    /// read from the log up to the next item that is not an event (a flush or a heartbeat), which stays the log
-    /// enumerator's current item for the caller (<see cref="TakeStop"/>). One small object per stream instead of an
-    /// iterator that the formatter awaits, with its buffers, for the life of the stream.
-    /// </summary>
+    /// <summary>The web chat stream's bursts (<see cref="SseEventBurst{T}"/>): each log event its mode sends, as is.</summary>
     private sealed class Burst(ThreadStreamResult result, IAsyncEnumerator<ThreadStreamItem> source, System.Diagnostics.Metrics.Counter<long> delivered)
-        : IAsyncEnumerable<SseItem<ThreadEvent>>, IAsyncEnumerator<SseItem<ThreadEvent>>
+        : SseEventBurst<ThreadEvent>(source)
     {
         private Guid? _closingRun;
         private string? _eventType;
-        private bool _first;
-        private bool _stopped;
-
-        /// <summary>True once the stream must end: at thread.closed, or when a run closed the thread, at that run's end.</summary>
-        public bool Ended { get; private set; }
 
         /// <inheritdoc />
-        public SseItem<ThreadEvent> Current
+        public override SseItem<ThreadEvent> Current
         {
             get
             {
-                var e = source.Current.Event!;
+                var e = Source.Current.Event!;
                 return new SseItem<ThreadEvent>(e, _eventType) { EventId = e.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture) };
             }
         }
 
-        /// <summary>True (once) when the last burst stopped at an item that is not an event: the log's current item.</summary>
-        public bool TakeStop()
-        {
-            if (!_stopped) return false;
-            _stopped = false;
-            return true;
-        }
-
-        /// <summary>True when this stream sends <paramref name="e"/> (the log's current item): the first event of a burst.</summary>
-        public bool Starts(ThreadEvent e) => _first = Accept(e);
-
-        /// <inheritdoc />
-        public IAsyncEnumerator<SseItem<ThreadEvent>> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
-
-        /// <inheritdoc />
-        public ValueTask<bool> MoveNextAsync()
-        {
-            if (_first)
-            {
-                _first = false;
-                return new ValueTask<bool>(true);
-            }
-            return Ended ? new ValueTask<bool>(false) : MoveToNextEventAsync();
-        }
-
-        private async ValueTask<bool> MoveToNextEventAsync()
-        {
-            while (await source.MoveNextAsync())
-            {
-                var item = source.Current;
-                if (item.Kind != ThreadStreamItemKind.Event)
-                {
-                    _stopped = true;
-                    return false;
-                }
-                if (Accept(item.Event!)) return true;
-                if (Ended) return false;
-            }
-            Ended = true;
-            return false;
-        }
-
-        /// <summary>True when the mode sends <paramref name="e"/> (its event name kept for <see cref="Current"/>); notes the end of the stream.</summary>
-        private bool Accept(ThreadEvent e)
+        /// <summary>True when the mode sends <paramref name="e"/> (its event name kept for <see cref="Current"/>); ends the stream at thread.closed, or when a run closed the thread, at that run's end.</summary>
+        protected override ValueTask<bool> AcceptAsync(ThreadEvent e)
         {
             _eventType = result.Project(e);
             if (_eventType is not null) delivered.Add(1);
@@ -184,11 +106,8 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
             {
                 Ended = true;
             }
-            return _eventType is not null;
+            return new ValueTask<bool>(_eventType is not null);
         }
-
-        /// <summary>Ends a burst (the formatter disposes its enumerator after each one); the log enumerator stays open.</summary>
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     private async Task<List<ThreadEvent>> ReadRemainingAsync(IThreadStore store, CancellationToken cancellationToken)
