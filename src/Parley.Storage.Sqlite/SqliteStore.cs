@@ -48,6 +48,7 @@ public sealed partial class SqliteStore : IDisposable
             if (!string.IsNullOrEmpty(folder)) Directory.CreateDirectory(folder);
         }
         _connectionString = builder.ToString();
+        _walRestartFrames = options.Value.WalRestartPages;
         DataSource = builder.DataSource;
         _bus = bus;
         _time = time;
@@ -117,6 +118,9 @@ public sealed partial class SqliteStore : IDisposable
     // write. synchronous=NORMAL is safe in WAL mode (a power cut may lose the last commits, never corrupt the file).
     private SqliteConnection? _writer;
 
+    // How long the writer's statements wait for a lock another connection holds (another process on the same file).
+    private const int WriterBusyTimeoutMs = 5000;
+
     private SqliteConnection Writer()
     {
         if (_writer is not null) return _writer;
@@ -125,8 +129,9 @@ public sealed partial class SqliteStore : IDisposable
         using var pragma = connection.CreateCommand();
         // No checkpoints on the writer thread (see CheckpointLoopAsync): SQLite's automatic checkpoint runs inside the
         // commit that crosses 1,000 WAL pages and stalled every write queued behind it for ≈ 15 ms (fsyncs included).
-        // busy_timeout: while a RESTART checkpoint holds the write lock, SQLite's own handler retries BEGIN IMMEDIATE in
-        // 1–100 ms steps (without it, Microsoft.Data.Sqlite's retry loop sleeps 150 ms per attempt).
+        // busy_timeout: while another connection holds the write lock (another process on the same file, or a checkpoint
+        // of one), SQLite's own handler retries BEGIN IMMEDIATE in 1–100 ms steps (without it, Microsoft.Data.Sqlite's
+        // retry loop sleeps 150 ms per attempt). This process's own RESTART checkpoints run on the writer thread.
         // cache_size: with many threads streaming at once each commit touches a page of every thread it writes, and
         // with SQLite's default 2 MB cache the writer read those pages back from the file (pread) on every commit. Not
         // larger than 16 MiB: when a B-tree split reorders its sibling pages, SQLite parks a page under the lock-byte
@@ -134,7 +139,7 @@ public sealed partial class SqliteStore : IDisposable
         // the database by scanning the page cache's whole hash table (pcache1TruncateUnsafe). With a 64 MiB cache that
         // scan was ≈ 4 % of the server's CPU under 1,000 streaming threads and ≈ 0.5 % with 16 MiB, which still holds
         // their working set (no more pread on the writer; docs/benchmarks.md).
-        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout=5000; PRAGMA cache_size=-16384;";
+        pragma.CommandText = $"PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout={WriterBusyTimeoutMs}; PRAGMA cache_size=-16384;";
         pragma.ExecuteNonQuery();
         KeptCommands.Add(connection, new Dictionary<string, KeptCommand>(StringComparer.Ordinal));
         _checkpointer = Task.Run(CheckpointLoopAsync);
@@ -174,11 +179,27 @@ public sealed partial class SqliteStore : IDisposable
                     // A PASSIVE checkpoint never waits, but the WAL starts again from its beginning only when no reader
                     // is using it; under steady load some request is always reading, and the WAL grew without bound
                     // (1.5 GB for a 46 MB database in the ingest benchmark, every write extending the file). Past
-                    // RestartFrames a RESTART checkpoint waits for the readers that started before it (through SQLite's
+                    // _walRestartFrames a RESTART checkpoint waits for the readers that started before it (through SQLite's
                     // busy handler, holding writers back meanwhile): at most 50 ms, as they read for a few ms, and the
-                    // next tick tries again; past 4 × RestartFrames up to 1 s. The next write then reuses the file.
+                    // next tick tries again; past 4 × that up to 1 s. The next write then reuses the file.
+                    // A RESTART holds writers back while it copies the frames committed since the last PASSIVE and
+                    // syncs both files, so first up to CatchUpPasses more PASSIVE ones copy what arrived during the
+                    // previous one (until one takes under CatchUpMs); the RESTART itself then runs on the writer
+                    // thread, between two transactions (RestartWal).
+                    var started = System.Diagnostics.Stopwatch.GetTimestamp();
                     var frames = Checkpoint(connection, "PASSIVE", busyTimeoutMs: 0);
-                    if (frames >= RestartFrames) Checkpoint(connection, "RESTART", busyTimeoutMs: frames >= 4 * RestartFrames ? 1000 : 50);
+                    if (frames >= _walRestartFrames)
+                    {
+                        for (var pass = 0; pass < CatchUpPasses && System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds > CatchUpMs; pass++)
+                        {
+                            started = System.Diagnostics.Stopwatch.GetTimestamp();
+                            Checkpoint(connection, "PASSIVE", busyTimeoutMs: 0);
+                        }
+                        var restart = new WalRestart(frames >= 4L * _walRestartFrames ? 1000 : 50);
+                        Volatile.Write(ref _walRestart, restart);
+                        _writes.Writer.TryWrite(WriterWakeUp.Instance); // an idle writer thread waits for the queue
+                        await restart.Done.Task.WaitAsync(_checkpointStop.Token); // the writer thread may have stopped (Dispose)
+                    }
                     checkpointed = commits;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -197,8 +218,49 @@ public sealed partial class SqliteStore : IDisposable
         }
     }
 
-    /// <summary>WAL frames (pages of ≈ 4 KiB: 64 MiB) after which a checkpoint also restarts the WAL. Each restart makes writers wait for the checkpoint's fsync; at this size that is rare enough to stay out of the 99th percentile.</summary>
-    internal const int RestartFrames = 16384;
+    // PASSIVE checkpoints before a RESTART: more while the previous one took longer than CatchUpMs.
+    private const int CatchUpPasses = 3;
+    private const double CatchUpMs = 20;
+
+    // A RESTART checkpoint the checkpointer asked the writer thread to run (null when none is asked).
+    private WalRestart? _walRestart;
+
+    private sealed class WalRestart(int busyTimeoutMs)
+    {
+        /// <summary>How long the checkpoint waits for readers that started before it (ms).</summary>
+        public int BusyTimeoutMs { get; } = busyTimeoutMs;
+
+        /// <summary>Completed when the checkpoint ran (or failed).</summary>
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    // Runs a RESTART checkpoint on the writer thread, between two transactions. Run by the checkpointer's own connection,
+    // it first had to wait for the writer lock and then held the writer out; the writer's BEGIN IMMEDIATE waited for it
+    // through SQLite's busy handler, which sleeps in steps of up to 25–50 ms, so a 60–130 ms checkpoint stopped every
+    // write for ≈ 180 ms once a second at 1,000 paced streaming runs (docs/benchmarks.md). Here nothing waits for a lock
+    // and the writes queued meanwhile go on the moment it ends.
+    private void RestartWal(WalRestart restart)
+    {
+        try
+        {
+            var connection = Writer();
+            try { Checkpoint(connection, "RESTART", restart.BusyTimeoutMs); }
+            finally
+            {
+                using var timeout = connection.CreateCommand();
+                timeout.CommandText = $"PRAGMA busy_timeout={WriterBusyTimeoutMs};";
+                timeout.ExecuteNonQuery();
+            }
+            restart.Done.TrySetResult();
+        }
+        catch (Exception ex)
+        {
+            restart.Done.TrySetException(ex); // the checkpointer logs it; the writer goes on
+        }
+    }
+
+    // WAL frames after which a checkpoint also restarts the WAL (SqliteStoreOptions.WalRestartPages).
+    private readonly int _walRestartFrames;
 
     // Runs a checkpoint (SQLite's wal_checkpoint pragma) that waits for locks at most busyTimeoutMs; returns the frames
     // in the WAL before it.
@@ -257,7 +319,12 @@ public sealed partial class SqliteStore : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         EnsureWriterThread();
         var pending = new PendingWrite<T>(write, cancellationToken) { IsBulk = priority == Core.Storage.WritePriority.Bulk };
-        if (!_writes.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(SqliteStore));
+        if (!pending.IsBulk) Interlocked.Increment(ref _normalWritesQueued);
+        if (!_writes.Writer.TryWrite(pending))
+        {
+            if (!pending.IsBulk) Interlocked.Decrement(ref _normalWritesQueued);
+            throw new ObjectDisposedException(nameof(SqliteStore));
+        }
         return pending.Task;
     }
 
@@ -278,7 +345,19 @@ public sealed partial class SqliteStore : IDisposable
     // so a run that just started commits its first output after at most one transaction of other runs' deltas (a few ms)
     // instead of after all of them. Every transaction takes at least one bulk write, so bulk writes are never starved.
     // Order between writes of one thread does not matter here: a run waits for each of its writes before the next.
+    // A normal write must not wait for a full transaction of bulk writes either, before or after it: a transaction that
+    // holds BulkWritesWithNormal writes stops taking bulk ones as soon as a normal write is queued, and one that holds
+    // normal writes takes at most BulkWritesWithNormal bulk ones. At 1,000 paced streaming runs every bulk-filled
+    // transaction held 128 writes (≈ 10 ms, up to 40 ms under load), and the three normal commits before a reply's first
+    // token (the user's message, the run's start, its first delta) each waited ≈ 40 ms for one; now ≈ 5–10 ms
+    // (docs/benchmarks.md). With 8 instead of 16 they waited a few ms less, but the all-at-once burst of 1,000 runs
+    // paid ≈ 8 % more CPU per event for the smaller transactions.
     private const int MaxEventsPerTransaction = 2048;
+
+    private const int BulkWritesWithNormal = 16;
+
+    // Normal writes queued and not yet taken by the writer thread.
+    private int _normalWritesQueued;
 
     private void WriterLoop()
     {
@@ -287,16 +366,26 @@ public sealed partial class SqliteStore : IDisposable
         var bulk = new Queue<PendingWrite>();
         while (true)
         {
+            if (Interlocked.Exchange(ref _walRestart, null) is { } restart) RestartWal(restart);
             if (bulk.Count == 0 && !reader.TryPeek(out _))
             {
-                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
+                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+                {
+                    Interlocked.Exchange(ref _walRestart, null)?.Done.TrySetCanceled();
+                    return;
+                }
                 continue;
             }
             // Normal writes first (a few slots stay free for bulk ones), bulk ones set aside in arrival order.
             while (batch.Count < MaxWritesPerTransaction - 8 && reader.TryRead(out var next))
             {
                 if (next.IsBulk) bulk.Enqueue(next);
-                else if (next.TryClaim()) batch.Add(next);
+                else if (next is WriterWakeUp) continue;
+                else
+                {
+                    Interlocked.Decrement(ref _normalWritesQueued);
+                    if (next.TryClaim()) batch.Add(next);
+                }
             }
             if (batch.Count > 0 || bulk.Count > 0) Commit(batch, bulk);
             batch.Clear();
@@ -305,6 +394,7 @@ public sealed partial class SqliteStore : IDisposable
 
     private void Commit(List<PendingWrite> batch, Queue<PendingWrite> bulk)
     {
+        var writeLimit = batch.Count > 0 ? batch.Count + BulkWritesWithNormal : MaxWritesPerTransaction;
         TakeBulk(bulk, batch);
         if (batch.Count == 0) return;
         try
@@ -318,7 +408,8 @@ public sealed partial class SqliteStore : IDisposable
                 else
                 {
                     var events = 0;
-                    for (var i = 0; i < batch.Count || (batch.Count < MaxWritesPerTransaction && events < MaxEventsPerTransaction && TakeBulk(bulk, batch)); i++)
+                    for (var i = 0; i < batch.Count || (batch.Count < writeLimit && events < MaxEventsPerTransaction
+                        && (batch.Count < BulkWritesWithNormal || Volatile.Read(ref _normalWritesQueued) == 0) && TakeBulk(bulk, batch)); i++)
                     {
                         // Savepoint statements are kept prepared and run through SQLite's own API (SqliteTransaction.Save
                         // and Release parse a new statement on every call: two per write).
@@ -366,6 +457,18 @@ public sealed partial class SqliteStore : IDisposable
             pending.Complete();
         }
         if (appended > 0) _metrics.EventsAppended.Add(appended);
+    }
+
+    // Queued to wake an idle writer thread (for a WAL restart); skipped when read.
+    private sealed class WriterWakeUp : PendingWrite
+    {
+        public static readonly WriterWakeUp Instance = new();
+
+        public override bool Execute(SqliteConnection connection, SqliteTransaction tx) => true;
+
+        public override void Complete() { }
+
+        public override void Fail(Exception exception) { }
     }
 
     private static void Savepoint(SqliteConnection connection, string sql) => RawStatement.For(connection, sql).Execute();

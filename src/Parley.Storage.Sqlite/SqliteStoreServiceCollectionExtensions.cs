@@ -16,7 +16,8 @@ public static class SqliteStoreServiceCollectionExtensions
     {
         var options = services.AddOptions<SqliteStoreOptions>();
         if (configure is not null) options.Configure(configure);
-        options.Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString), "ConnectionStrings:Parley must not be empty.").ValidateOnStart();
+        options.Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString), "ConnectionStrings:Parley must not be empty.")
+            .Validate(o => o.WalRestartPages >= 64, "Parley:Sqlite:WalRestartPages must be at least 64.").ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SqliteStore>();
         services.TryAddSingleton<IOrganizationStore>(sp => sp.GetRequiredService<SqliteStore>());

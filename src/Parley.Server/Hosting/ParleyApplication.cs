@@ -53,7 +53,11 @@ public static class ParleyApplication
                 if (configuration["Parley:Cluster:NodeId"] is { Length: > 0 } node) o.NodeId = node;
             });
         else
-            services.AddSqliteStore(o => o.ConnectionString = configuration.GetConnectionString("Parley") ?? "Data Source=parley.db");
+            services.AddSqliteStore(o =>
+            {
+                configuration.GetSection("Parley:Sqlite").Bind(o);
+                o.ConnectionString = configuration.GetConnectionString("Parley") ?? "Data Source=parley.db";
+            });
         if (configuration.GetConnectionString("Redis") is { } redis)
             services.AddRedisBackplane(o =>
             {

@@ -97,6 +97,108 @@ public sealed class SqliteGroupCommitTests
     }
 
     [Fact]
+    public async Task A_normal_write_queued_while_a_transaction_fills_with_bulk_writes_ends_that_transaction_early()
+    {
+        await using var server = await ParleyTestServer.StartAsync();
+        var store = server.Services.GetRequiredService<IThreadStore>();
+        var threads = new List<Guid>();
+        for (var i = 0; i < 4; i++)
+            threads.Add(Guid.Parse((await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!));
+
+        // 50 bulk writes (other runs' later deltas) are queued while the writer is busy; the first of them is held
+        // inside the transaction that takes them, and a normal write (a user's message, a run's first delta) arrives
+        // then. It must not wait for all the others: the transaction ends after a few more (16 writes in all) and the
+        // normal write goes next. Before, the same transaction went on to take every queued bulk write (up to 128) first.
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var holding = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        using var inFirstBulk = new ManualResetEventSlim();
+        using var releaseFirstBulk = new ManualResetEventSlim();
+        var blocker = store.UpdateThreadAsync(threads[0], change =>
+        {
+            holding.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+            change.AppendRaw("test.event", null, "{}");
+            return true;
+        });
+        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)), "the writer never ran the first write");
+        Task<bool> Write(Guid thread, string name, WritePriority priority, Action? inside = null) => store.UpdateThreadAsync(thread, change =>
+        {
+            order.Enqueue(name);
+            inside?.Invoke();
+            change.AppendRaw("test.event", null, "{}");
+            return true;
+        }, priority);
+        var bulk = Enumerable.Range(1, 50).Select(n => Write(threads[1 + n % 3], $"bulk {n}", WritePriority.Bulk, n == 1 ? () =>
+        {
+            inFirstBulk.Set();
+            releaseFirstBulk.Wait(TimeSpan.FromSeconds(30));
+        } : null)).ToList();
+        release.Set();
+        Assert.True(inFirstBulk.Wait(TimeSpan.FromSeconds(30)), "the writer never took the bulk writes");
+        var normal = Write(threads[0], "normal", WritePriority.Normal);
+        releaseFirstBulk.Set();
+        await Task.WhenAll([blocker, normal, .. bulk]);
+
+        var ran = order.ToList();
+        Assert.InRange(ran.IndexOf("normal"), 1, 16);
+        Assert.Equal(Enumerable.Range(1, 50).Select(n => $"bulk {n}"), ran.Where(name => name != "normal")); // bulk writes in their order
+        int[] expected = [2, 16, 17, 17]; // the blocker and the normal write; bulk n went to thread 1 + n % 3
+        for (var i = 0; i < threads.Count; i++)
+            Assert.Equal(expected[i], (await store.ReadEventsAsync(threads[i], 0, 1000)).Count(e => e.Type == "test.event"));
+    }
+
+    [Fact]
+    public async Task Under_writes_that_never_pause_the_write_ahead_log_restarts_past_its_limit_and_every_write_lands()
+    {
+        var folder = Directory.CreateTempSubdirectory("parley-wal-restart-").FullName;
+        try
+        {
+            var database = Path.Combine(folder, "parley.db");
+            // A 1 MiB limit (256 pages) instead of 64 MiB, so a test can cross it many times.
+            await using var server = await ParleyTestServer.StartAsync(folder, extraArgs: "--Parley:Sqlite:WalRestartPages=256");
+            var store = server.Services.GetRequiredService<IThreadStore>();
+            var thread = Guid.Parse((await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!);
+            // ≈ 32 MB of events over a few seconds (many checkpoint intervals), written almost without a pause, so the
+            // background PASSIVE checkpoints never catch up with the writer and the log never starts over by itself:
+            // only the RESTART past the limit (run on the writer thread between two transactions) keeps its file from
+            // holding everything. Meanwhile a reader reads.
+            var payload = $$"""{"text":"{{new string('y', 16_000)}}"}""";
+            using var stop = new CancellationTokenSource();
+            var reading = Task.Run(async () =>
+            {
+                var reads = 0;
+                while (!stop.IsCancellationRequested)
+                {
+                    await store.ReadEventsAsync(thread, 0, 5);
+                    reads++;
+                }
+                return reads;
+            });
+            long largest = 0;
+            for (var round = 0; round < 200; round++)
+            {
+                await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => store.UpdateThreadAsync(thread, change =>
+                {
+                    change.AppendRaw("test.event", null, payload);
+                    return true;
+                })));
+                largest = Math.Max(largest, new FileInfo(database + "-wal").Length);
+                await Task.Delay(10);
+            }
+            await stop.CancelAsync();
+            Assert.True(await reading > 0);
+            Assert.True(largest < 16_000_000, $"the WAL grew to {largest:N0} bytes for ≈ 32 MB written with a 1 MiB restart limit");
+            Assert.Equal(2000, (await store.ReadEventsAsync(thread, 0, 5000)).Count(e => e.Type == "test.event"));
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [Fact]
     public async Task The_write_ahead_log_is_checkpointed_in_the_background_so_it_stays_bounded_while_writes_go_on()
     {
         var folder = Directory.CreateTempSubdirectory("parley-wal-").FullName;
