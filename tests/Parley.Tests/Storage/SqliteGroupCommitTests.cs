@@ -199,6 +199,23 @@ public sealed class SqliteGroupCommitTests
     }
 
     [Fact]
+    public async Task A_WAL_restart_limit_below_64_pages_stops_the_server_at_start_with_the_setting_named()
+    {
+        var folder = Directory.CreateTempSubdirectory("parley-wal-setting-").FullName;
+        try
+        {
+            var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(
+                () => ParleyTestServer.StartAsync(folder, extraArgs: "--Parley:Sqlite:WalRestartPages=10"));
+            Assert.Contains("Parley:Sqlite:WalRestartPages must be at least 64", error.Message);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [Fact]
     public async Task The_write_ahead_log_is_checkpointed_in_the_background_so_it_stays_bounded_while_writes_go_on()
     {
         var folder = Directory.CreateTempSubdirectory("parley-wal-").FullName;
