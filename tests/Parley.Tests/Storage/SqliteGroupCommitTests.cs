@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
 using Parley.Core.Storage;
 using Parley.Core.Threads;
@@ -16,9 +17,7 @@ public sealed class SqliteGroupCommitTests
     {
         await using var server = await ParleyTestServer.StartAsync();
         var store = server.Services.GetRequiredService<IThreadStore>();
-        var threads = new List<Guid>();
-        for (var i = 0; i < 20; i++)
-            threads.Add(Guid.Parse((await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!));
+        var threads = await CreateThreadsAsync(server, 20);
         var before = new Dictionary<Guid, long>();
         foreach (var id in threads) before[id] = (await store.GetThreadAsync(id))!.LastSequence;
         var failing = threads[7];
@@ -63,31 +62,15 @@ public sealed class SqliteGroupCommitTests
     {
         await using var server = await ParleyTestServer.StartAsync();
         var store = server.Services.GetRequiredService<IThreadStore>();
-        var threads = new List<Guid>();
-        for (var i = 0; i < 4; i++)
-            threads.Add(Guid.Parse((await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!));
+        var threads = await CreateThreadsAsync(server, 4);
 
         // Hold the writer thread inside a write, queue 3 bulk writes (a streaming run's later deltas) and then one normal
         // write (a user's message, a run's first delta), and let the writer go on: the normal one runs first.
-        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        using var holding = new ManualResetEventSlim();
+        var order = new ConcurrentQueue<string>();
         using var release = new ManualResetEventSlim();
-        var blocker = store.UpdateThreadAsync(threads[0], change =>
-        {
-            holding.Set();
-            release.Wait(TimeSpan.FromSeconds(30));
-            change.AppendRaw("test.event", null, "{}");
-            return true;
-        });
-        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)), "the writer never ran the first write");
-        Task<bool> Write(Guid thread, string name, WritePriority priority) => store.UpdateThreadAsync(thread, change =>
-        {
-            order.Enqueue(name);
-            change.AppendRaw("test.event", null, "{}");
-            return true;
-        }, priority);
-        var bulk = new[] { Write(threads[1], "bulk 1", WritePriority.Bulk), Write(threads[2], "bulk 2", WritePriority.Bulk), Write(threads[1], "bulk 3", WritePriority.Bulk) };
-        var normal = Write(threads[3], "normal", WritePriority.Normal);
+        var blocker = HoldWriter(store, threads[0], release);
+        var bulk = new[] { Write(store, order, threads[1], "bulk 1", WritePriority.Bulk), Write(store, order, threads[2], "bulk 2", WritePriority.Bulk), Write(store, order, threads[1], "bulk 3", WritePriority.Bulk) };
+        var normal = Write(store, order, threads[3], "normal", WritePriority.Normal);
         release.Set();
         await Task.WhenAll([blocker, normal, .. bulk]);
 
@@ -101,42 +84,25 @@ public sealed class SqliteGroupCommitTests
     {
         await using var server = await ParleyTestServer.StartAsync();
         var store = server.Services.GetRequiredService<IThreadStore>();
-        var threads = new List<Guid>();
-        for (var i = 0; i < 4; i++)
-            threads.Add(Guid.Parse((await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!));
+        var threads = await CreateThreadsAsync(server, 4);
 
         // 50 bulk writes (other runs' later deltas) are queued while the writer is busy; the first of them is held
         // inside the transaction that takes them, and a normal write (a user's message, a run's first delta) arrives
         // then. It must not wait for all the others: the transaction ends after a few more (16 writes in all) and the
         // normal write goes next. Before, the same transaction went on to take every queued bulk write (up to 128) first.
-        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        using var holding = new ManualResetEventSlim();
+        var order = new ConcurrentQueue<string>();
         using var release = new ManualResetEventSlim();
         using var inFirstBulk = new ManualResetEventSlim();
         using var releaseFirstBulk = new ManualResetEventSlim();
-        var blocker = store.UpdateThreadAsync(threads[0], change =>
-        {
-            holding.Set();
-            release.Wait(TimeSpan.FromSeconds(30));
-            change.AppendRaw("test.event", null, "{}");
-            return true;
-        });
-        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)), "the writer never ran the first write");
-        Task<bool> Write(Guid thread, string name, WritePriority priority, Action? inside = null) => store.UpdateThreadAsync(thread, change =>
-        {
-            order.Enqueue(name);
-            inside?.Invoke();
-            change.AppendRaw("test.event", null, "{}");
-            return true;
-        }, priority);
-        var bulk = Enumerable.Range(1, 50).Select(n => Write(threads[1 + n % 3], $"bulk {n}", WritePriority.Bulk, n == 1 ? () =>
+        var blocker = HoldWriter(store, threads[0], release);
+        var bulk = Enumerable.Range(1, 50).Select(n => Write(store, order, threads[1 + n % 3], $"bulk {n}", WritePriority.Bulk, n == 1 ? () =>
         {
             inFirstBulk.Set();
             releaseFirstBulk.Wait(TimeSpan.FromSeconds(30));
         } : null)).ToList();
         release.Set();
         Assert.True(inFirstBulk.Wait(TimeSpan.FromSeconds(30)), "the writer never took the bulk writes");
-        var normal = Write(threads[0], "normal", WritePriority.Normal);
+        var normal = Write(store, order, threads[0], "normal", WritePriority.Normal);
         releaseFirstBulk.Set();
         await Task.WhenAll([blocker, normal, .. bulk]);
 
@@ -147,6 +113,39 @@ public sealed class SqliteGroupCommitTests
         for (var i = 0; i < threads.Count; i++)
             Assert.Equal(expected[i], (await store.ReadEventsAsync(threads[i], 0, 1000)).Count(e => e.Type == "test.event"));
     }
+
+    private static async Task<List<Guid>> CreateThreadsAsync(ParleyTestServer server, int count)
+    {
+        var threads = new List<Guid>();
+        for (var i = 0; i < count; i++)
+            threads.Add(Guid.Parse((await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!));
+        return threads;
+    }
+
+    // A write that holds the store's writer thread until release is set; returns once the writer is inside it.
+    private static Task<bool> HoldWriter(IThreadStore store, Guid thread, ManualResetEventSlim release)
+    {
+        using var holding = new ManualResetEventSlim();
+        var blocker = store.UpdateThreadAsync(thread, change =>
+        {
+            holding.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+            change.AppendRaw("test.event", null, "{}");
+            return true;
+        });
+        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)), "the writer never ran the first write");
+        return blocker;
+    }
+
+    // A write that records its name in order when the writer runs it (and runs inside there, if given).
+    private static Task<bool> Write(IThreadStore store, ConcurrentQueue<string> order, Guid thread, string name, WritePriority priority, Action? inside = null) =>
+        store.UpdateThreadAsync(thread, change =>
+        {
+            order.Enqueue(name);
+            inside?.Invoke();
+            change.AppendRaw("test.event", null, "{}");
+            return true;
+        }, priority);
 
     [Fact]
     public async Task Under_writes_that_never_pause_the_write_ahead_log_restarts_past_its_limit_and_every_write_lands()
