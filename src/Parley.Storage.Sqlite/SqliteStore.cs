@@ -196,9 +196,8 @@ public sealed partial class SqliteStore : IDisposable
                             Checkpoint(connection, "PASSIVE", busyTimeoutMs: 0);
                         }
                         var restart = new WalRestart(frames >= 4L * _walRestartFrames ? 1000 : 50);
-                        Volatile.Write(ref _walRestart, restart);
-                        _writes.Writer.TryWrite(WriterWakeUp.Instance); // an idle writer thread waits for the queue
-                        await restart.Done.Task.WaitAsync(_checkpointStop.Token); // the writer thread may have stopped (Dispose)
+                        if (_writes.Writer.TryWrite(restart)) // false once Dispose began
+                            await restart.Done.Task.WaitAsync(_checkpointStop.Token);
                     }
                     checkpointed = commits;
                 }
@@ -222,16 +221,21 @@ public sealed partial class SqliteStore : IDisposable
     private const int CatchUpPasses = 3;
     private const double CatchUpMs = 20;
 
-    // A RESTART checkpoint the checkpointer asked the writer thread to run (null when none is asked).
-    private WalRestart? _walRestart;
-
-    private sealed class WalRestart(int busyTimeoutMs)
+    // A RESTART checkpoint the checkpointer queues for the writer thread, which runs it when it reads it (RestartWal),
+    // outside any transaction; it is never part of a batch.
+    private sealed class WalRestart(int busyTimeoutMs) : PendingWrite
     {
         /// <summary>How long the checkpoint waits for readers that started before it (ms).</summary>
         public int BusyTimeoutMs { get; } = busyTimeoutMs;
 
         /// <summary>Completed when the checkpoint ran (or failed).</summary>
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override bool Execute(SqliteConnection connection, SqliteTransaction tx) => throw new InvalidOperationException("A WAL restart is not a write.");
+
+        public override void Complete() { }
+
+        public override void Fail(Exception exception) { }
     }
 
     // Runs a RESTART checkpoint on the writer thread, between two transactions. Run by the checkpointer's own connection,
@@ -366,21 +370,16 @@ public sealed partial class SqliteStore : IDisposable
         var bulk = new Queue<PendingWrite>();
         while (true)
         {
-            if (Interlocked.Exchange(ref _walRestart, null) is { } restart) RestartWal(restart);
             if (bulk.Count == 0 && !reader.TryPeek(out _))
             {
-                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
-                {
-                    Interlocked.Exchange(ref _walRestart, null)?.Done.TrySetCanceled();
-                    return;
-                }
+                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
                 continue;
             }
             // Normal writes first (a few slots stay free for bulk ones), bulk ones set aside in arrival order.
             while (batch.Count < MaxWritesPerTransaction - 8 && reader.TryRead(out var next))
             {
                 if (next.IsBulk) bulk.Enqueue(next);
-                else if (next is WriterWakeUp) continue;
+                else if (next is WalRestart restart) RestartWal(restart); // between transactions: the batch is not begun
                 else
                 {
                     Interlocked.Decrement(ref _normalWritesQueued);
@@ -457,18 +456,6 @@ public sealed partial class SqliteStore : IDisposable
             pending.Complete();
         }
         if (appended > 0) _metrics.EventsAppended.Add(appended);
-    }
-
-    // Queued to wake an idle writer thread (for a WAL restart); skipped when read.
-    private sealed class WriterWakeUp : PendingWrite
-    {
-        public static readonly WriterWakeUp Instance = new();
-
-        public override bool Execute(SqliteConnection connection, SqliteTransaction tx) => true;
-
-        public override void Complete() { }
-
-        public override void Fail(Exception exception) { }
     }
 
     private static void Savepoint(SqliteConnection connection, string sql) => RawStatement.For(connection, sql).Execute();
