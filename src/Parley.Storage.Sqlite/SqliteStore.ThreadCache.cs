@@ -143,7 +143,9 @@ public sealed partial class SqliteStore
 
     private void Cache(ChatThread thread)
     {
-        if (_threadCache.Count >= MaxCachedThreads && !_threadCache.ContainsKey(thread.Id))
+        // ContainsKey first: ConcurrentDictionary.Count takes every one of its locks, and this runs for every thread of
+        // every commit (≈ 7 % of the writer thread's samples at 1,000 paced streaming runs, where every thread is cached).
+        if (!_threadCache.ContainsKey(thread.Id) && _threadCache.Count >= MaxCachedThreads)
             foreach (var (id, _) in _threadCache.OrderBy(e => e.Value.LastUsed).Take(MaxCachedThreads / 4).ToList())
                 _threadCache.TryRemove(id, out _);
         _threadCache[thread.Id] = new CachedThread(thread);
