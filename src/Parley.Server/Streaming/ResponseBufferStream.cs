@@ -6,7 +6,8 @@ namespace Parley.Server.Streaming;
 /// <summary>
 /// A write-only stream over the response's <see cref="PipeWriter"/> that copies writes into the pipe and sends them
 /// only on <see cref="FlushAsync(CancellationToken)"/>: many SSE events go out in one write, and an idle stream holds
-/// no buffer of its own (Kestrel's pooled segments go back to the pool once a flush is sent). It replaces a
+/// no buffer of its own (Kestrel's pooled segments go back to the pool once a flush is sent). The first flush always
+/// goes out: it carries the response headers. It replaces a
 /// <see cref="BufferedStream"/>, which kept its 4 KiB buffer for the life of every stream.
 /// </summary>
 internal sealed class ResponseBufferStream(PipeWriter writer) : Stream
@@ -15,6 +16,11 @@ internal sealed class ResponseBufferStream(PipeWriter writer) : Stream
     public const int FlushThreshold = 16 * 1024;
 
     private long _unflushed;
+
+    // Response.StartAsync writes the response's status line and headers into the pipe without sending them: the first
+    // flush sends them even when no event was written, so a client that opens a stream with nothing to send yet sees
+    // the response at once (an EventSource's open event) instead of at the first heartbeat.
+    private bool _headersSent;
 
     /// <inheritdoc />
     public override bool CanRead => false;
@@ -55,8 +61,9 @@ internal sealed class ResponseBufferStream(PipeWriter writer) : Stream
     /// <inheritdoc />
     public override async Task FlushAsync(CancellationToken cancellationToken)
     {
-        if (_unflushed == 0) return;
+        if (_unflushed == 0 && _headersSent) return;
         _unflushed = 0;
+        _headersSent = true;
         var result = await writer.FlushAsync(cancellationToken);
         if (result.IsCanceled) throw new OperationCanceledException(cancellationToken);
     }

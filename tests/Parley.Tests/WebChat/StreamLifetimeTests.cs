@@ -57,6 +57,25 @@ public sealed class StreamLifetimeTests
         await stopping.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
     }
 
+    [Theory]
+    [InlineData("/api/v1/threads/{0}/stream")] // web chat, messages only: a new thread has no agent message yet
+    [InlineData("/threads/{0}/stream")] // agent server, joined with nothing stored to send
+    public async Task A_stream_with_nothing_to_send_yet_answers_its_headers_at_once_not_at_the_first_heartbeat(string path)
+    {
+        // A heartbeat far beyond the wait below: the headers must come from the stream's start, not from a ping.
+        await using var server = await ParleyTestServer.StartAsync(extraArgs: "--Parley:Streaming:HeartbeatSeconds=60");
+        var threadId = path.StartsWith("/api/", StringComparison.Ordinal)
+            ? (await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!
+            : await Parley.Tests.AgentServer.AgentServerClient.CreateAgentServerThreadAsync(server.Client);
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, string.Format(System.Globalization.CultureInfo.InvariantCulture, path, threadId));
+        using var headersWithin = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        headersWithin.CancelAfter(TimeSpan.FromSeconds(20));
+        using var response = await server.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headersWithin.Token);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+    }
+
     [Fact]
     public async Task A_stream_whose_client_leaves_is_closed_on_the_server()
     {
