@@ -253,34 +253,60 @@ if (Wants("idle-streams"))
     GC.Collect();
     await Task.Delay(2000);
     var before = parley.ResidentBytes();
+    var allocatedBefore = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total");
     var streams = new List<HttpResponseMessage>(count);
     var dropped = 0;
-    for (var i = 0; i < count; i += 200)
-    {
-        var batch = await Task.WhenAll(Enumerable.Range(i, Math.Min(200, count - i)).Select(async j =>
-        {
-            try { return await OpenAsync(http, $"/api/v1/threads/{threads[j % threads.Length]}/stream", null); }
-            catch (Exception) { Interlocked.Increment(ref dropped); return null; }
-        }));
-        streams.AddRange(batch.Where(s => s is not null)!);
-    }
-    await Task.Delay(3000);
-    var cpuBefore = parley.CpuTime();
     var idleSeconds = int.Parse(Option("--idle-seconds") ?? "10", CultureInfo.InvariantCulture);
+    // Opened in two halves, each held for the idle period: the growth from the first half to the second is each
+    // stream's own memory (the marginal figure); the growth over the fresh server also carries what the first streams
+    // cost once (the streaming code's JIT, thread-pool threads, pools), and a baseline that moved by ±0.5 KB per
+    // stream from run to run (the RSS of a fresh server before any stream: 123–131 MB).
+    async Task OpenAndHoldAsync(int from, int to)
+    {
+        for (var i = from; i < to; i += 200)
+        {
+            var batch = await Task.WhenAll(Enumerable.Range(i, Math.Min(200, to - i)).Select(async j =>
+            {
+                try { return await OpenAsync(http, $"/api/v1/threads/{threads[j % threads.Length]}/stream", null); }
+                catch (Exception) { Interlocked.Increment(ref dropped); return null; }
+            }));
+            streams.AddRange(batch.Where(s => s is not null)!);
+        }
+        await Task.Delay(3000);
+    }
+    await OpenAndHoldAsync(0, count / 2);
+    await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
+    var half = parley.ResidentBytes();
+    var halfStreams = streams.Count;
+    await OpenAndHoldAsync(count / 2, count);
+    var cpuBefore = parley.CpuTime();
+    var allocatedIdle = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total");
     await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
     var cpu = (parley.CpuTime() - cpuBefore).TotalSeconds / idleSeconds;
     var after = parley.ResidentBytes();
-    var heap = GcHeapBytes(await parley.ScrapeAsync());
-    var open = OpenStreams(await parley.ScrapeAsync());
+    var metrics = await parley.ScrapeAsync();
+    var heap = GcHeapBytes(metrics);
+    var open = OpenStreams(metrics);
     foreach (var s in streams) s.Dispose();
     Report("idle-streams", new()
     {
         ["streams"] = streams.Count,
         ["dropped"] = dropped,
         ["bytes_per_stream"] = Math.Round((after - before) / (double)Math.Max(1, streams.Count)),
+        ["marginal_bytes_per_stream"] = Math.Round((after - half) / (double)Math.Max(1, streams.Count - halfStreams)),
         ["server_rss_mb"] = Math.Round(after / 1048576.0, 1),
         ["server_open_streams"] = open,
         ["server_gc_heap_mb"] = Math.Round(heap / 1048576.0, 1),
+        // What the GC holds beyond the live streams moves a run's figure by several KB per stream: the memory it has
+        // committed, and whether a full (gen2) collection ran after the streams opened (the server's counts since start).
+        ["server_allocated_bytes_per_stream"] = Math.Round((MetricSum(metrics, "dotnet_gc_heap_total_allocated_bytes_total") - allocatedBefore) / Math.Max(1, streams.Count)),
+        // Allocated while every stream was open and idle, per stream and heartbeat (one per 2 s).
+        ["server_allocated_bytes_per_heartbeat"] = Math.Round((MetricSum(metrics, "dotnet_gc_heap_total_allocated_bytes_total") - allocatedIdle) / Math.Max(1, streams.Count) / (idleSeconds / 2.0)),
+        ["server_kestrel_pooled_mb"] = Math.Round(MetricSum(metrics, "aspnetcore_memory_pool_pooled_bytes") / 1048576.0, 1),
+        ["server_gc_committed_mb"] = Math.Round(MetricSum(metrics, "dotnet_gc_last_collection_memory_committed_size_bytes") / 1048576.0, 1),
+        ["server_gc_gen0_collections"] = GcCollections(metrics, "gen0"),
+        ["server_gc_gen1_collections"] = GcCollections(metrics, "gen1"),
+        ["server_gc_gen2_collections"] = GcCollections(metrics, "gen2"),
         ["idle_cpu_cores"] = Math.Round(cpu, 4),
     });
 }
@@ -438,6 +464,14 @@ static async Task WarmUpAsync(HttpClient http, int workers, TimeSpan duration, F
 static double GcHeapBytes(string metrics) => metrics.Split('\n')
     .Where(l => l.StartsWith("dotnet_gc_last_collection_heap_size_bytes{", StringComparison.Ordinal))
     .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+
+// The sum of the Prometheus samples whose line starts with prefix (a metric name, or a name with its labels).
+static double MetricSum(string metrics, string prefix) => metrics.Split('\n')
+    .Where(l => l.StartsWith(prefix, StringComparison.Ordinal) && (l.Length == prefix.Length || l[prefix.Length] is ' ' or '{' || prefix.EndsWith('}')))
+    .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+
+static double GcCollections(string metrics, string generation) =>
+    MetricSum(metrics, $"dotnet_gc_collections_total{{otel_scope_name=\"System.Runtime\",gc_heap_generation=\"{generation}\"}}");
 
 static double OpenStreams(string metrics) => metrics.Split('\n')
     .Where(l => l.StartsWith("parley_streams_open", StringComparison.Ordinal) && !l.StartsWith("parley_streams_open_", StringComparison.Ordinal) || l.StartsWith("parley_streams_open{", StringComparison.Ordinal))
