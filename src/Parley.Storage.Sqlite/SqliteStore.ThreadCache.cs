@@ -11,9 +11,10 @@ namespace Parley.Storage.Sqlite;
 //
 // Only the writer thread fills the cache, with the thread as the transaction it just committed left it (or as it read
 // it). Another store on the same file (a second node in the conformance tests, another process) may write the row too,
-// so a cached thread is used only after a look at its row's version: last_sequence, which every write of a thread
-// raises, and updated_at (a thread deleted and created again with the same id starts its sequence again). That look
-// reads two columns of one row by its key, without the JSON. The writer skips it while SQLite's data_version says no
+// so a cached thread is used only after a look at its row's version: its last sequence, which every write of a thread
+// raises (the row's last_sequence, or its last event's for a write of deltas only, which leaves the row as it is:
+// LastSequenceOfThread), and updated_at (a thread deleted and created again with the same id starts its sequence
+// again). That look reads two columns of one row and one index entry by their keys, without the JSON. The writer skips it while SQLite's data_version says no
 // other connection has committed since its last transaction (TrustThreadCacheIfUnchanged). Within one group-committed transaction a later write of
 // the same thread uses the earlier one's thread as is (the uncommitted overlay: no one else can write while the
 // transaction holds the write lock); the overlay becomes the cache after the commit and is dropped when it fails.
@@ -55,7 +56,7 @@ public sealed partial class SqliteStore
         {
             // Through SQLite's own API (Microsoft.Data.Sqlite's reader, its parameter and the string of the time cost
             // more than the lookup): this runs once per request that names a thread.
-            var query = RawStatement.For(connection, "SELECT last_sequence, updated_at FROM threads WHERE id = ?1").Bind(1, id);
+            var query = RawStatement.For(connection, $"SELECT {LastSequenceOfThread}, updated_at FROM threads WHERE id = ?1").Bind(1, id);
             bool found;
             try { found = query.Step(); }
             catch (SqliteException ex) when (tx is null && (ex.SqliteErrorCode & 0xFF) is raw.SQLITE_BUSY or raw.SQLITE_LOCKED)

@@ -12,6 +12,26 @@ public sealed partial class SqliteStore : IThreadStore
 {
     private const string ThreadColumns =
         "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at, last_sequence";
+
+    // A write that appends only message.delta events leaves its thread's row as it is (DeltasOnly): a streaming reply
+    // rewrote the row's page on every delta, the second of the two pages each delta wrote to the WAL. A thread's last
+    // sequence is therefore the row's or its last event's, whichever is higher; the event log is append-only (no
+    // event is ever deleted), and its primary key (thread_id, sequence) finds the last one in one seek.
+    private const string LastSequenceOfThread =
+        "max(threads.last_sequence, coalesce((SELECT max(e.sequence) FROM thread_events e WHERE e.thread_id = threads.id), 0))";
+
+    private const string ThreadSelectColumns =
+        "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at, "
+        + LastSequenceOfThread;
+
+    /// <summary>True when <paramref name="change"/> only appends <c>message.delta</c> events: no message, run or other event, no field of the thread.</summary>
+    private static bool DeltasOnly(ThreadChange change)
+    {
+        if (change.Messages.Count > 0 || change.Runs.Count > 0 || change.DeletedRuns.Count > 0) return false;
+        foreach (var e in change.Events)
+            if (e.Type != ThreadEventTypes.MessageDelta) return false;
+        return true;
+    }
     private const string MessageColumns = "m.id, m.thread_id, t.organization_id, m.direction, m.body, m.status, m.run_id, m.quick_replies, m.sequence, m.created_at, m.input_tokens, m.output_tokens";
     private const string RunColumns = "id, thread_id, organization_id, agent_version_id, input_message_id, status, created_at, started_at, ended_at, error, input_tokens, output_tokens";
 
@@ -50,7 +70,13 @@ public sealed partial class SqliteStore : IThreadStore
             if (change.IsEmpty) return (result, []);
             ChatThread written;
             var original = change.Original;
-            if (change.OnlyAppends)
+            if (change.OnlyAppends && DeltasOnly(change))
+            {
+                // The row is left as it is: its last sequence is read from the log (LastSequenceOfThread), and its
+                // updated_at moves with the reply's message, not with each of its deltas.
+                written = thread with { LastSequence = change.LastSequence };
+            }
+            else if (change.OnlyAppends)
             {
                 // Only events and rows were added (a run's deltas, most writes): no need to serialize the thread's
                 // variables and state again, nor to copy the thread record more than once.
@@ -148,7 +174,7 @@ public sealed partial class SqliteStore : IThreadStore
     public Task<IReadOnlyList<ChatThread>> ListThreadsAsync(ThreadQuery query, CancellationToken cancellationToken = default)
     {
         using var connection = Open();
-        var sql = new System.Text.StringBuilder($"SELECT {ThreadColumns} FROM threads WHERE organization_id = $org");
+        var sql = new System.Text.StringBuilder($"SELECT {ThreadSelectColumns} FROM threads WHERE organization_id = $org");
         var parameters = new List<(string, object?)> { ("$org", Text(query.OrganizationId)) };
         if (query.AgentId is { } agentId)
         {
@@ -309,7 +335,7 @@ public sealed partial class SqliteStore : IThreadStore
 
     private static ChatThread? ReadThread(SqliteConnection connection, Guid id, SqliteTransaction? tx)
     {
-        using var query = Command(connection, $"SELECT {ThreadColumns} FROM threads WHERE id = $id", tx, ("$id", Text(id)));
+        using var query = Command(connection, $"SELECT {ThreadSelectColumns} FROM threads WHERE id = $id", tx, ("$id", Text(id)));
         using var r = query.ExecuteReader();
         return r.Read() ? ReadThreadRow(r) : null;
     }
