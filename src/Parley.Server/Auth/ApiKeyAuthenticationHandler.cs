@@ -83,7 +83,11 @@ public sealed class ApiKeyAuthenticationHandler(
     }
 }
 
-/// <summary>Claim types Parley puts on an authenticated principal.</summary>
+/// <summary>
+/// Claim types Parley puts on an authenticated principal, and the questions every request asks of it. A secret key's
+/// principal answers them from typed values (<see cref="ApiKeyPrincipal"/>); any other principal (a publishable key's)
+/// from its claims.
+/// </summary>
 public static class ParleyClaims
 {
     /// <summary>The organization the key acts for (UUID).</summary>
@@ -99,17 +103,18 @@ public static class ParleyClaims
     public const string RequestsPerMinute = "parley:requests_per_minute";
 
     /// <summary>True when the key may use <paramref name="agentId"/>: organization keys may use every agent of their organization (and threads with no agent yet); agent-scoped keys only theirs.</summary>
-    public static bool MayUseAgent(this ClaimsPrincipal user, Guid? agentId) =>
-        user.FindFirstValue(AgentId) is not { } scoped || agentId is { } id && Guid.TryParse(scoped, out var only) && only == id;
+    public static bool MayUseAgent(this ClaimsPrincipal user, Guid? agentId) => user is ApiKeyPrincipal key
+        ? key.AgentId is not { } keyAgent || agentId == keyAgent
+        : user.FindFirstValue(AgentId) is not { } scoped || agentId is { } id && Guid.TryParse(scoped, out var only) && only == id;
 
     /// <summary>For an agent-scoped key, the only agent it may use; null for an organization key.</summary>
-    public static Guid? ScopedAgentId(this ClaimsPrincipal user) =>
-        Guid.TryParse(user.FindFirstValue(AgentId), out var only) ? only : null;
+    public static Guid? ScopedAgentId(this ClaimsPrincipal user) => user is ApiKeyPrincipal key ? key.AgentId
+        : Guid.TryParse(user.FindFirstValue(AgentId), out var only) ? only : null;
 
     /// <summary>The organization of an authenticated principal.</summary>
     /// <exception cref="InvalidOperationException">The principal was not authenticated by an API key.</exception>
-    public static Guid GetOrganizationId(this ClaimsPrincipal user) =>
-        Guid.TryParse(user.FindFirstValue(OrganizationId), out var id) ? id : throw new InvalidOperationException("The request is not authenticated.");
+    public static Guid GetOrganizationId(this ClaimsPrincipal user) => user is ApiKeyPrincipal key ? key.OrganizationId
+        : Guid.TryParse(user.FindFirstValue(OrganizationId), out var id) ? id : throw new InvalidOperationException("The request is not authenticated.");
 }
 
 /// <summary>Registers API key authentication.</summary>

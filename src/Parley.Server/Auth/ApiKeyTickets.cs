@@ -36,6 +36,27 @@ internal sealed class ApiKeyTickets
         };
         if (key.AgentId is { } agentId) claims.Add(new Claim(ParleyClaims.AgentId, agentId.ToString("D")));
         if (key.RequestsPerMinute is { } rpm) claims.Add(new Claim(ParleyClaims.RequestsPerMinute, rpm.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(claims, scheme)), scheme));
+        return AuthenticateResult.Success(new AuthenticationTicket(new ApiKeyPrincipal(key, new ClaimsIdentity(claims, scheme)), scheme));
     }
+}
+
+/// <summary>
+/// The principal of a secret API key: its claims (<see cref="ParleyClaims"/>), and the same facts as typed values, so
+/// that what every request asks of its key (organization, agent scope, rate-limit partition) is read without
+/// searching the claims. Each <c>FindFirstValue</c> boxes an enumerator of the claim list and
+/// parses a UUID: five to six per request before this (≈ 0.25 KB allocated per request).
+/// </summary>
+internal sealed class ApiKeyPrincipal(ApiKey key, ClaimsIdentity identity) : ClaimsPrincipal(identity)
+{
+    /// <summary>The organization the key acts for.</summary>
+    public Guid OrganizationId { get; } = key.OrganizationId;
+
+    /// <summary>The key's id as text (UUID, "D" format): the key's rate-limit partition.</summary>
+    public string ApiKeyId { get; } = key.Id.ToString("D");
+
+    /// <summary>For an agent-scoped key, the only agent it may use; null for an organization key.</summary>
+    public Guid? AgentId { get; } = key.AgentId;
+
+    /// <summary>The key's own rate limit (requests per minute), or null for the server's default.</summary>
+    public int? RequestsPerMinute { get; } = key.RequestsPerMinute;
 }

@@ -57,8 +57,7 @@ public static class ParleyRateLimiting
     private static PartitionedRateLimiter<HttpContext> RequestsPerKey(RateLimitOptions options) => PartitionedRateLimiter.Create<HttpContext, RequestPartition>(context =>
     {
         if (PartitionOf(context) is not { } keyId) return RateLimitPartition.GetNoLimiter(default(RequestPartition));
-        var perMinute = int.TryParse(context.User.FindFirstValue(ParleyClaims.RequestsPerMinute), CultureInfo.InvariantCulture, out var own) && own > 0
-            ? own : options.RequestsPerMinute;
+        var perMinute = (context.User as ApiKeyPrincipal)?.RequestsPerMinute is { } own && own > 0 ? own : options.RequestsPerMinute;
         var burst = Math.Min(options.Burst, perMinute);
         return RateLimitPartition.GetTokenBucketLimiter(new RequestPartition(keyId, perMinute, burst), partition => new TokenBucketRateLimiterOptions
         {
@@ -78,9 +77,8 @@ public static class ParleyRateLimiting
     });
 
     /// <summary>The secret key's id, or the publishable key's id with the client's IP address, or null when anonymous.</summary>
-    private static string? PartitionOf(HttpContext context) =>
-        context.User.FindFirstValue(ParleyClaims.ApiKeyId)
-        ?? (context.User.FindFirstValue(Widget.WidgetClaims.PublishableKeyId) is { } publishable ? $"{publishable}/{context.Connection.RemoteIpAddress}" : null);
+    private static string? PartitionOf(HttpContext context) => context.User is ApiKeyPrincipal key ? key.ApiKeyId
+        : context.User.FindFirstValue(Widget.WidgetClaims.PublishableKeyId) is { } publishable ? $"{publishable}/{context.Connection.RemoteIpAddress}" : null;
 
     private static bool IsStream(HttpContext context) => context.Request.Path.Value?.EndsWith("/stream", StringComparison.OrdinalIgnoreCase) == true;
 

@@ -94,7 +94,7 @@ public static class WidgetClaims
     public const string ThreadId = "parley:thread_id";
 
     /// <summary>True when the principal was authenticated by a publishable key (not a secret API key).</summary>
-    public static bool IsPublishable(this ClaimsPrincipal user) => user.FindFirst(PublishableKeyId) is not null;
+    public static bool IsPublishable(this ClaimsPrincipal user) => user is not Auth.ApiKeyPrincipal && user.FindFirst(PublishableKeyId) is not null;
 
     /// <summary>
     /// True when the principal may touch <paramref name="threadId"/>: a secret key always (organization and agent scope
