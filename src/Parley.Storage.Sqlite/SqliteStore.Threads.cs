@@ -13,7 +13,7 @@ public sealed partial class SqliteStore : IThreadStore
     private const string ThreadColumns =
         "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at, last_sequence";
 
-    // A write that appends only message.delta events leaves its thread's row as it is (DeltasOnly): a streaming reply
+    // A write that appends only message.delta events leaves its thread's row as it is (ThreadChange.OnlyDeltas): a streaming reply
     // rewrote the row's page on every delta, the second of the two pages each delta wrote to the WAL. A thread's last
     // sequence is therefore the row's or its last event's, whichever is higher; the event log is append-only (no
     // event is ever deleted), and its primary key (thread_id, sequence) finds the last one in one seek.
@@ -24,14 +24,6 @@ public sealed partial class SqliteStore : IThreadStore
         "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at, "
         + LastSequenceOfThread;
 
-    /// <summary>True when <paramref name="change"/> only appends <c>message.delta</c> events: no message, run or other event, no field of the thread.</summary>
-    private static bool DeltasOnly(ThreadChange change)
-    {
-        if (change.Messages.Count > 0 || change.Runs.Count > 0 || change.DeletedRuns.Count > 0) return false;
-        foreach (var e in change.Events)
-            if (e.Type != ThreadEventTypes.MessageDelta) return false;
-        return true;
-    }
     private const string MessageColumns = "m.id, m.thread_id, t.organization_id, m.direction, m.body, m.status, m.run_id, m.quick_replies, m.sequence, m.created_at, m.input_tokens, m.output_tokens";
     private const string RunColumns = "id, thread_id, organization_id, agent_version_id, input_message_id, status, created_at, started_at, ended_at, error, input_tokens, output_tokens";
 
@@ -70,16 +62,16 @@ public sealed partial class SqliteStore : IThreadStore
             if (change.IsEmpty) return (result, []);
             ChatThread written;
             var original = change.Original;
-            if (change.OnlyAppends && DeltasOnly(change))
+            if (change.OnlyDeltas)
             {
                 // The row is left as it is: its last sequence is read from the log (LastSequenceOfThread), and its
-                // updated_at moves with the reply's message, not with each of its deltas.
+                // updated_at moves with the reply's message, not with each of its deltas (ThreadChange.Thread).
                 written = thread with { LastSequence = change.LastSequence };
             }
             else if (change.OnlyAppends)
             {
-                // Only events and rows were added (a run's deltas, most writes): no need to serialize the thread's
-                // variables and state again, nor to copy the thread record more than once.
+                // Only events and rows were added, one of them not a delta (a message, a run's step): no need to
+                // serialize the thread's variables and state again, nor to copy the thread record more than once.
                 written = thread with { LastSequence = change.LastSequence, UpdatedAt = change.Now.ToUniversalTime() };
                 RawStatement.For(connection, "UPDATE threads SET updated_at = ?1, last_sequence = ?2 WHERE id = ?3")
                     .Bind(1, written.UpdatedAt).Bind(2, written.LastSequence).Bind(3, threadId).Execute();

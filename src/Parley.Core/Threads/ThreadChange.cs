@@ -35,10 +35,12 @@ public sealed class ThreadChange
     private ChatThread _thread;
     private bool _appendedSinceSet;
     private bool _threadSet;
+    private bool _appendedBesidesDeltas;
 
     /// <summary>
     /// The thread as it will be written; replace it with <c>with</c> expressions. Its <see cref="ChatThread.LastSequence"/>
-    /// and <see cref="ChatThread.UpdatedAt"/> follow the appended events.
+    /// follows the appended events, and its <see cref="ChatThread.UpdatedAt"/> moves to <see cref="Now"/> with any event
+    /// but a <c>message.delta</c>: the deltas of a streaming reply do not update the thread, the message they make does.
     /// </summary>
     public ChatThread Thread
     {
@@ -46,7 +48,7 @@ public sealed class ThreadChange
         {
             if (_appendedSinceSet)
             {
-                _thread = _thread with { LastSequence = LastSequence, UpdatedAt = Now };
+                _thread = _thread with { LastSequence = LastSequence, UpdatedAt = _appendedBesidesDeltas ? Now : _thread.UpdatedAt };
                 _appendedSinceSet = false;
             }
             return _thread;
@@ -68,6 +70,13 @@ public sealed class ThreadChange
     /// store may then update just those two columns).
     /// </summary>
     public bool OnlyAppends => !_threadSet || Thread with { LastSequence = Original.LastSequence, UpdatedAt = Original.UpdatedAt } == Original;
+
+    /// <summary>
+    /// True when the change appends <c>message.delta</c> events and nothing else (no message, run or other event, no
+    /// field of the thread): the thread's row is then as it was but for its last sequence, which a store may read from
+    /// its log instead of writing it (SQLite: a streaming reply no longer rewrites the thread's row per delta).
+    /// </summary>
+    public bool OnlyDeltas => _events.Count > 0 && !_appendedBesidesDeltas && OnlyAppends;
 
     /// <summary>The time of the change (UTC), used for timestamps.</summary>
     public DateTimeOffset Now { get; }
@@ -102,6 +111,7 @@ public sealed class ThreadChange
         var e = new ThreadEvent(Original.Id, sequence, type, runId, Now, dataJson);
         _events.Add(e);
         _appendedSinceSet = true;
+        if (type != ThreadEventTypes.MessageDelta) _appendedBesidesDeltas = true;
         return e;
     }
 

@@ -290,6 +290,39 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_replys_deltas_leave_the_threads_updated_time_its_message_moves_it_and_every_node_reads_the_last_sequence()
+    {
+        var second = await OpenSecondAsync(_store);
+        _owned.Add(second.Owner);
+        var thread = await CreateThreadAsync();
+        var created = (await second.Threads.GetThreadAsync(thread.Id))!.UpdatedAt; // as stored (PostgreSQL keeps microseconds)
+        for (var i = 0; i < 3; i++)
+            await Threads.UpdateThreadAsync(thread.Id, change =>
+            {
+                change.AppendRaw(ThreadEventTypes.MessageDelta, null, "{\"delta\":\"" + i + "\"}");
+                return true;
+            });
+
+        // Read here (a store may keep the thread it wrote) and on the other node (from the database).
+        foreach (var node in new[] { Threads, second.Threads })
+        {
+            var streaming = (await node.GetThreadAsync(thread.Id))!;
+            Assert.Equal(4, streaming.LastSequence);
+            Assert.Equal(created, streaming.UpdatedAt);
+        }
+        Assert.Equal(5, await second.Threads.UpdateThreadAsync(thread.Id, change => change.AppendRaw(ThreadEventTypes.MessageDelta, null, "{}").Sequence));
+
+        await Task.Delay(20, TestContext.Current.CancellationToken); // the clock moves past the thread's creation
+        await Threads.UpdateThreadAsync(thread.Id, change => { change.AddMessage(Message(change, thread, "the reply")); return true; });
+        foreach (var node in new[] { Threads, second.Threads })
+        {
+            var replied = (await node.GetThreadAsync(thread.Id))!;
+            Assert.Equal(6, replied.LastSequence);
+            Assert.True(replied.UpdatedAt > created, $"updatedAt {replied.UpdatedAt:O} did not move past {created:O}");
+        }
+    }
+
+    [Fact]
     public async Task Two_nodes_appending_to_one_thread_at_once_get_gap_free_unique_sequences()
     {
         var second = await OpenSecondAsync(_store);
