@@ -164,6 +164,11 @@ internal static class SqliteSchema
                 UPDATE organizations SET tokens_used = tokens_used - OLD.input_tokens - COALESCE(OLD.output_tokens, 0) WHERE id = OLD.organization_id;
             END;
             """),
+        // No table changes: a write of message.delta events only leaves its thread's row as it is, so a thread's last
+        // sequence is its row's or its last event's, whichever is higher (SqliteStore.Threads, LastSequenceOfThread). A
+        // build before this one reads the row alone and would reuse sequence numbers of a thread that streamed: the
+        // version makes it refuse the file ("newer than this Parley build knows") instead.
+        (7, "SELECT 1;"),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

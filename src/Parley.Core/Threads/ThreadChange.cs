@@ -66,8 +66,9 @@ public sealed class ThreadChange
 
     /// <summary>
     /// True when the thread's own fields are as read, apart from <see cref="ChatThread.LastSequence"/> and
-    /// <see cref="ChatThread.UpdatedAt"/>, which appending moves: the change only appends events, messages or runs (a
-    /// store may then update just those two columns).
+    /// <see cref="ChatThread.UpdatedAt"/>, which appending moves (<see cref="ChatThread.UpdatedAt"/> only with an event
+    /// that is not a <c>message.delta</c>): the change only appends events, messages or runs (a store may then update
+    /// just those two columns).
     /// </summary>
     public bool OnlyAppends => !_threadSet || Thread with { LastSequence = Original.LastSequence, UpdatedAt = Original.UpdatedAt } == Original;
 

@@ -311,6 +311,7 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
             Assert.Equal(created, streaming.UpdatedAt);
         }
         Assert.Equal(5, await second.Threads.UpdateThreadAsync(thread.Id, change => change.AppendRaw(ThreadEventTypes.MessageDelta, null, "{}").Sequence));
+        Assert.Equal(5, (await Threads.GetThreadAsync(thread.Id))!.LastSequence); // the other node's delta, read here
 
         await Task.Delay(20, TestContext.Current.CancellationToken); // the clock moves past the thread's creation
         await Threads.UpdateThreadAsync(thread.Id, change => { change.AddMessage(Message(change, thread, "the reply")); return true; });
@@ -320,6 +321,10 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
             Assert.Equal(6, replied.LastSequence);
             Assert.True(replied.UpdatedAt > created, $"updatedAt {replied.UpdatedAt:O} did not move past {created:O}");
         }
+
+        // The row and this node's kept thread agree now (6); a delta the other node appends leaves the row as it is.
+        await second.Threads.UpdateThreadAsync(thread.Id, change => change.AppendRaw(ThreadEventTypes.MessageDelta, null, "{}"));
+        Assert.Equal(7, (await Threads.GetThreadAsync(thread.Id))!.LastSequence);
     }
 
     [Fact]
