@@ -286,8 +286,9 @@ if (Wants("idle-streams"))
     var cpu = (parley.CpuTime() - cpuBefore).TotalSeconds / idleSeconds;
     var after = parley.ResidentBytes();
     var metrics = await parley.ScrapeAsync();
-    var heap = GcHeapBytes(metrics);
-    var open = OpenStreams(metrics);
+    var heap = MetricSum(metrics, "dotnet_gc_last_collection_heap_size_bytes");
+    var open = MetricSum(metrics, "parley_streams_open");
+    var allocatedAfter = MetricSum(metrics, "dotnet_gc_heap_total_allocated_bytes_total");
     foreach (var s in streams) s.Dispose();
     Report("idle-streams", new()
     {
@@ -302,9 +303,9 @@ if (Wants("idle-streams"))
         // committed, and whether a full (gen2) collection ran after the streams opened (the server's counts since start).
         // Allocated from before the first stream to the end, per stream: opening it, both holds (a few bytes per
         // heartbeat, the figure below) and the /metrics scrapes.
-        ["server_allocated_bytes_per_stream"] = Math.Round((MetricSum(metrics, "dotnet_gc_heap_total_allocated_bytes_total") - allocatedBefore) / Math.Max(1, streams.Count)),
+        ["server_allocated_bytes_per_stream"] = Math.Round((allocatedAfter - allocatedBefore) / Math.Max(1, streams.Count)),
         // Allocated while every stream was open and idle, per stream and heartbeat.
-        ["server_allocated_bytes_per_heartbeat"] = Math.Round((MetricSum(metrics, "dotnet_gc_heap_total_allocated_bytes_total") - allocatedIdle) / Math.Max(1, streams.Count) / ((double)idleSeconds / heartbeatSeconds)),
+        ["server_allocated_bytes_per_heartbeat"] = Math.Round((allocatedAfter - allocatedIdle) / Math.Max(1, streams.Count) / ((double)idleSeconds / heartbeatSeconds)),
         ["server_kestrel_pooled_mb"] = Math.Round(MetricSum(metrics, "aspnetcore_memory_pool_pooled_bytes") / 1048576.0, 1),
         ["server_gc_committed_mb"] = Math.Round(MetricSum(metrics, "dotnet_gc_last_collection_memory_committed_size_bytes") / 1048576.0, 1),
         ["server_gc_gen0_collections"] = GcCollections(metrics, "gen0"),
@@ -464,10 +465,6 @@ static async Task WarmUpAsync(HttpClient http, int workers, TimeSpan duration, F
 }
 
 // The managed heap after the server's last collection (System.Runtime metrics), in bytes.
-static double GcHeapBytes(string metrics) => metrics.Split('\n')
-    .Where(l => l.StartsWith("dotnet_gc_last_collection_heap_size_bytes{", StringComparison.Ordinal))
-    .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-
 // The sum of the Prometheus samples whose line starts with prefix (a metric name, or a name with its labels).
 static double MetricSum(string metrics, string prefix) => metrics.Split('\n')
     .Where(l => l.StartsWith(prefix, StringComparison.Ordinal) && (l.Length == prefix.Length || l[prefix.Length] is ' ' or '{' || prefix.EndsWith('}')))
@@ -476,15 +473,9 @@ static double MetricSum(string metrics, string prefix) => metrics.Split('\n')
 static double GcCollections(string metrics, string generation) =>
     MetricSum(metrics, $"dotnet_gc_collections_total{{otel_scope_name=\"System.Runtime\",gc_heap_generation=\"{generation}\"}}");
 
-static double OpenStreams(string metrics) => metrics.Split('\n')
-    .Where(l => l.StartsWith("parley_streams_open", StringComparison.Ordinal) && !l.StartsWith("parley_streams_open_", StringComparison.Ordinal) || l.StartsWith("parley_streams_open{", StringComparison.Ordinal))
-    .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-
 static async Task<double> CompiledMethodsAsync(HttpClient http)
 {
-    var text = await http.GetStringAsync("/metrics");
-    var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("dotnet_jit_compiled_methods_total", StringComparison.Ordinal));
-    return line is null ? 0 : double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+    return MetricSum(await http.GetStringAsync("/metrics"), "dotnet_jit_compiled_methods_total");
 }
 
 static string FindRepositoryRoot()

@@ -10,8 +10,12 @@ namespace Parley.Storage.Sqlite;
 
 public sealed partial class SqliteStore : IThreadStore
 {
-    private const string ThreadColumns =
-        "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at, last_sequence";
+    // The thread's columns as ReadThreadRow reads them, but for last_sequence, which an insert writes (ThreadColumns)
+    // and a read computes (ThreadSelectColumns).
+    private const string ThreadColumnsBeforeSequence =
+        "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at";
+
+    private const string ThreadColumns = ThreadColumnsBeforeSequence + ", last_sequence";
 
     // A write that appends only message.delta events leaves its thread's row as it is (ThreadChange.OnlyDeltas): a streaming reply
     // rewrote the row's page on every delta, the second of the two pages each delta wrote to the WAL. A thread's last
@@ -20,9 +24,7 @@ public sealed partial class SqliteStore : IThreadStore
     private const string LastSequenceOfThread =
         "max(threads.last_sequence, coalesce((SELECT max(e.sequence) FROM thread_events e WHERE e.thread_id = threads.id), 0))";
 
-    private const string ThreadSelectColumns =
-        "id, organization_id, agent_id, agent_version_id, channel, metadata, variables, state, is_active, created_at, updated_at, closed_at, closed_reason, window_expires_at, "
-        + LastSequenceOfThread;
+    private const string ThreadSelectColumns = ThreadColumnsBeforeSequence + ", " + LastSequenceOfThread;
 
     private const string MessageColumns = "m.id, m.thread_id, t.organization_id, m.direction, m.body, m.status, m.run_id, m.quick_replies, m.sequence, m.created_at, m.input_tokens, m.output_tokens";
     private const string RunColumns = "id, thread_id, organization_id, agent_version_id, input_message_id, status, created_at, started_at, ended_at, error, input_tokens, output_tokens";
