@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Text;
 using Microsoft.Extensions.AI;
 
 namespace Parley.Core.Models;
@@ -30,7 +31,9 @@ public sealed class UsageMeteringChatClient(IChatClient innerClient, TokenCounte
         var list = messages as IList<ChatMessage> ?? messages.ToList();
         var meter = Meter(options);
         var reported = false;
-        var texts = new List<string>(); // the reply's pieces, joined only when the provider reported no usage
+        // The reply's text, counted only when the provider reported no usage. Copied as it streams rather than kept as its
+        // pieces: a list held one string per token for the reply's life (docs/benchmarks.md, the paced run's GC pauses).
+        var text = new StringBuilder();
         await foreach (var update in base.GetStreamingResponseAsync(list, options, cancellationToken))
         {
             if (meter is not null)
@@ -43,11 +46,11 @@ public sealed class UsageMeteringChatClient(IChatClient innerClient, TokenCounte
                     reported = true;
                     meter.Add(usage.Details.InputTokenCount ?? 0, usage.Details.OutputTokenCount ?? 0);
                 }
-                if (!reported && update.Text is { Length: > 0 } text) texts.Add(text);
+                if (!reported) text.Append(update.Text);
             }
             yield return update;
         }
-        if (meter is not null && !reported) meter.Add(Estimate(list), tokens.Count(string.Concat(texts)));
+        if (meter is not null && !reported) meter.Add(Estimate(list), tokens.Count(text.ToString()));
     }
 
     private static UsageMeter? Meter(ChatOptions? options) =>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -384,7 +385,7 @@ public sealed partial class RunEngine(
                     ThreadId = run.ThreadId,
                     OrganizationId = run.OrganizationId,
                     Direction = MessageDirection.OUTBOUND,
-                    MessageBody = string.Concat(progress.PendingDeltas),
+                    MessageBody = progress.PendingText.ToString(),
                     Status = MessageStatus.FAILED,
                     RunId = run.Id,
                     CreatedAt = change.Now,
@@ -404,7 +405,7 @@ public sealed partial class RunEngine(
                 ThreadId = run.ThreadId,
                 OrganizationId = run.OrganizationId,
                 Direction = MessageDirection.OUTBOUND,
-                MessageBody = progress is null ? "" : string.Concat(progress.PendingDeltas),
+                MessageBody = progress is null ? "" : progress.PendingText.ToString(),
                 Status = MessageStatus.FAILED,
                 RunId = run.Id,
                 CreatedAt = change.Now,
@@ -432,8 +433,12 @@ public sealed partial class RunEngine(
         /// <summary>Id of the outbound message whose deltas are streaming, or null.</summary>
         public Guid? PendingMessageId { get; set; }
 
-        /// <summary>Its text so far, as its deltas (joined only when the run ends without its message: no copy per token).</summary>
-        public List<string> PendingDeltas { get; } = [];
+        /// <summary>
+        /// Its text so far, read only when the run ends without its message. Copied into a builder rather than kept as
+        /// its delta strings: a list of a reply's deltas held each delta (one object per token) for the reply's life, so
+        /// every GC while replies stream promoted them (docs/benchmarks.md, the paced run's GC pauses).
+        /// </summary>
+        public StringBuilder PendingText { get; } = new();
 
         /// <summary>Tokens used so far, or null when no model was called.</summary>
         public Models.TokenUsage? Usage { get; set; }
@@ -491,7 +496,7 @@ public sealed partial class RunEngine(
                 var prepared = delta ?? throw new ArgumentException("A text delta is applied with its prepared data (PrepareDeltas).", nameof(delta));
                 progress.HasOutput = true;
                 progress.PendingMessageId = prepared.MessageId;
-                progress.PendingDeltas.Add(d.Delta);
+                progress.PendingText.Append(d.Delta);
                 change.AppendRaw(ThreadEventTypes.MessageDelta, run.Id, prepared.DataJson);
                 break;
             case OutboundMessageUpdate m:
@@ -511,7 +516,7 @@ public sealed partial class RunEngine(
                     CreatedAt = change.Now,
                 });
                 progress.PendingMessageId = null;
-                progress.PendingDeltas.Clear();
+                progress.PendingText.Clear();
                 break;
             case VariablesUpdate v:
                 var variables = new Dictionary<string, string>(change.Thread.Variables);

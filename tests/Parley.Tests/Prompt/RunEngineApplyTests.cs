@@ -52,7 +52,7 @@ public sealed class RunEngineApplyTests
         // The delta after the finished message starts the next one: a new id, which the run keeps for its next write.
         Assert.NotEqual(message.Id.ToString(), MessageIdOf(change.Events[3]));
         Assert.Equal(progress.PendingMessageId.ToString(), MessageIdOf(change.Events[3]));
-        Assert.Equal(["Bye"], progress.PendingDeltas);
+        Assert.Equal("Bye", progress.PendingText.ToString());
 
         // The next write continues that message.
         var next = new List<RunEngine.PreparedDelta?>();

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.AI;
 using Parley.Core.Agents.Flow;
@@ -49,18 +50,20 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             AdditionalProperties = new AdditionalPropertiesDictionary { [UsageMeter.Key] = meter },
         };
 
-        var reply = ""; // a round's text is kept as its deltas and joined once at the round's end (not copied per token)
+        // The reply's text is copied into a builder as it streams, not kept as its delta strings: those were one object
+        // per token held for the whole reply, which every GC meanwhile promoted (docs/benchmarks.md, the paced run's GC).
+        var reply = new StringBuilder();
         var deferred = new List<AgentUpdate>();
         for (var call = 1; ; call++)
         {
             var calls = new List<FunctionCallContent>();
-            var roundDeltas = new List<string>();
+            var roundStart = reply.Length;
             await foreach (var update in client.GetStreamingResponseAsync(messages, options, cancellationToken))
             {
                 var text = update.Text;
                 if (text.Length > 0)
                 {
-                    roundDeltas.Add(text);
+                    reply.Append(text);
                     yield return new TextDeltaUpdate(text);
                 }
                 // An indexed loop: Contents.OfType<T>() allocated an iterator and an enumerator for every token.
@@ -68,9 +71,8 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
                 for (var i = 0; i < contents.Count; i++)
                     if (contents[i] is FunctionCallContent functionCall) calls.Add(functionCall);
             }
-            var roundText = string.Concat(roundDeltas);
-            reply += roundText;
             if (calls.Count == 0) break;
+            var roundText = reply.ToString(roundStart, reply.Length - roundStart);
             if (call == MaxModelCalls)
                 throw new InvalidOperationException($"The model called tools {MaxModelCalls} times in a row without answering.");
 
@@ -95,7 +97,7 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             messages.Add(new ChatMessage(ChatRole.Tool, results));
         }
 
-        yield return new OutboundMessageUpdate(reply, [], meter.Total);
+        yield return new OutboundMessageUpdate(reply.ToString(), [], meter.Total);
         foreach (var effect in deferred) yield return effect;
     }
 
