@@ -32,7 +32,8 @@ public sealed class UsageMeteringChatClient(IChatClient innerClient, TokenCounte
         var meter = Meter(options);
         var reported = false;
         // The reply's text, counted only when the provider reported no usage. Copied as it streams rather than kept as its
-        // pieces: a list held one string per token for the reply's life (docs/benchmarks.md, the paced run's GC pauses).
+        // pieces: a list held one string per token for the reply's life (docs/benchmarks.md, "The paced tail and idle
+        // memory, a second pass").
         var text = new StringBuilder();
         await foreach (var update in base.GetStreamingResponseAsync(list, options, cancellationToken))
         {

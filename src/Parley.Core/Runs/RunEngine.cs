@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -436,9 +436,11 @@ public sealed partial class RunEngine(
         /// <summary>
         /// Its text so far, read only when the run ends without its message. Copied into a builder rather than kept as
         /// its delta strings: a list of a reply's deltas held each delta (one object per token) for the reply's life, so
-        /// every GC while replies stream promoted them (docs/benchmarks.md, the paced run's GC pauses).
+        /// every GC while replies stream promoted them (docs/benchmarks.md, "The paced tail and idle memory, a second
+        /// pass"). Replaced, not cleared, when its message is stored: clearing a builder of several chunks allocates one
+        /// array as long as the text it held.
         /// </summary>
-        public StringBuilder PendingText { get; } = new();
+        public StringBuilder PendingText { get; set; } = new();
 
         /// <summary>Tokens used so far, or null when no model was called.</summary>
         public Models.TokenUsage? Usage { get; set; }
@@ -516,7 +518,7 @@ public sealed partial class RunEngine(
                     CreatedAt = change.Now,
                 });
                 progress.PendingMessageId = null;
-                progress.PendingText.Clear();
+                progress.PendingText = new();
                 break;
             case VariablesUpdate v:
                 var variables = new Dictionary<string, string>(change.Thread.Variables);

@@ -51,7 +51,8 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
         };
 
         // The reply's text is copied into a builder as it streams, not kept as its delta strings: those were one object
-        // per token held for the whole reply, which every GC meanwhile promoted (docs/benchmarks.md, the paced run's GC).
+        // per token held for the whole reply, which every GC meanwhile promoted (docs/benchmarks.md, "The paced tail and
+        // idle memory, a second pass").
         var reply = new StringBuilder();
         var deferred = new List<AgentUpdate>();
         for (var call = 1; ; call++)
