@@ -464,7 +464,6 @@ static async Task WarmUpAsync(HttpClient http, int workers, TimeSpan duration, F
     Console.Error.WriteLine($"Parley.Bench: warmed up for {clock.Elapsed.TotalSeconds:F0} s");
 }
 
-// The managed heap after the server's last collection (System.Runtime metrics), in bytes.
 // The sum of the Prometheus samples whose line starts with prefix (a metric name, or a name with its labels).
 static double MetricSum(string metrics, string prefix) => metrics.Split('\n')
     .Where(l => l.StartsWith(prefix, StringComparison.Ordinal) && (l.Length == prefix.Length || l[prefix.Length] is ' ' or '{' || prefix.EndsWith('}')))

@@ -14,8 +14,9 @@ namespace Parley.Storage.Sqlite;
 // so a cached thread is used only after a look at its row's version: its last sequence, which every write of a thread
 // raises (the row's last_sequence, or its last event's for a write of deltas only, which leaves the row as it is:
 // LastSequenceOfThread), and updated_at (a thread deleted and created again with the same id starts its sequence
-// again). That look reads two columns of one row and one index entry by their keys, without the JSON. The writer skips it while SQLite's data_version says no
-// other connection has committed since its last transaction (TrustThreadCacheIfUnchanged). Within one group-committed transaction a later write of
+// again). That look reads two columns of one row and one index entry by their keys, without the JSON. The writer
+// skips it while SQLite's data_version says no other connection has committed since its last transaction
+// (TrustThreadCacheIfUnchanged). Within one group-committed transaction a later write of
 // the same thread uses the earlier one's thread as is (the uncommitted overlay: no one else can write while the
 // transaction holds the write lock); the overlay becomes the cache after the commit and is dropped when it fails.
 public sealed partial class SqliteStore
