@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -9,6 +10,9 @@ namespace Parley.Bench;
 /// <summary>
 /// The ceiling: a minimal Kestrel endpoint that writes pre-formatted SSE events of the same size as Parley's delta
 /// events, flushed one by one, with no Parley code in the path. Throughput figures are reported as a ratio to it.
+/// It also serves the floors of the latency and memory scenarios, from a process of its own (<see cref="CeilingProcess"/>)
+/// so that its memory and CPU are its own: <c>/paced</c> (events stamped as written, one every <c>delayMs</c>) and
+/// <c>/idle</c> (headers at once, then a heartbeat comment every <c>heartbeatSeconds</c>).
 /// </summary>
 internal sealed class Ceiling : IAsyncDisposable
 {
@@ -20,10 +24,16 @@ internal sealed class Ceiling : IAsyncDisposable
     public static byte[] Event(long i) => Encoding.UTF8.GetBytes(
         $"event: message.delta\ndata: {{\"messageId\":\"01a20f5d-8187-74df-9c5b-457e044467cd\",\"delta\":\" token{i}\"}}\nid: {i}\n\n");
 
-    public static async Task<Ceiling> StartAsync()
+    /// <summary>A paced event: as <see cref="Event"/>, its delta stamped with the moment it was written (Stopwatch ticks, as the scripted model's).</summary>
+    public static byte[] PacedEvent(long i) => Encoding.UTF8.GetBytes(
+        $"event: message.delta\ndata: {{\"messageId\":\"01a20f5d-8187-74df-9c5b-457e044467cd\",\"delta\":\" token{i}@{Stopwatch.GetTimestamp()}\"}}\nid: {i}\n\n");
+
+    private static readonly byte[] Heartbeat = Encoding.UTF8.GetBytes(": heartbeat\n\n");
+
+    public static async Task<Ceiling> StartAsync(int? port = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        var port = ParleyProcess.FreePort();
+        port ??= ParleyProcess.FreePort();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Logging.ClearProviders();
         var app = builder.Build();
@@ -37,6 +47,34 @@ internal sealed class Ceiling : IAsyncDisposable
                 await context.Response.Body.FlushAsync();
             }
         });
+        app.MapGet("/paced", async (HttpContext context, int n, int delayMs) =>
+        {
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.StartAsync();
+            for (var i = 1; i <= n; i++)
+            {
+                await Task.Delay(delayMs, context.RequestAborted);
+                await context.Response.Body.WriteAsync(PacedEvent(i), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
+        });
+        app.MapGet("/idle", async (HttpContext context, int heartbeatSeconds) =>
+        {
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.StartAsync();
+            await context.Response.Body.FlushAsync();
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(heartbeatSeconds));
+            try
+            {
+                while (await timer.WaitForNextTickAsync(context.RequestAborted))
+                {
+                    await context.Response.Body.WriteAsync(Heartbeat, context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException) { } // the client went away
+        });
+        app.MapGet("/ready", () => "ok");
         await app.StartAsync();
         return new Ceiling(app, new Uri($"http://127.0.0.1:{port}"));
     }
@@ -45,5 +83,78 @@ internal sealed class Ceiling : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+    }
+
+    /// <summary>
+    /// Serves the ceiling on 127.0.0.1:<paramref name="port"/> until standard input closes (the bench that started this
+    /// process ends it by its PID in any case): <c>Parley.Bench --serve-ceiling PORT</c>.
+    /// </summary>
+    public static async Task ServeAsync(int port)
+    {
+        await using var ceiling = await StartAsync(port);
+        await Console.In.ReadToEndAsync();
+    }
+}
+
+/// <summary>
+/// The ceiling in a process of its own (this bench's dll with <c>--serve-ceiling</c>), with the GC Parley ships with
+/// (workstation, concurrent; <c>PARLEY_BENCH_GC_SERVER</c> overrides it as for Parley), so its memory per stream and its
+/// delays compare with Parley's. Ended by its PID.
+/// </summary>
+internal sealed class CeilingProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private CeilingProcess(Process process, Uri address) { _process = process; Address = address; }
+    public Uri Address { get; }
+
+    public static async Task<CeilingProcess> StartAsync()
+    {
+        var port = ParleyProcess.FreePort();
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true };
+        info.ArgumentList.Add(typeof(Ceiling).Assembly.Location);
+        info.ArgumentList.Add("--serve-ceiling");
+        info.ArgumentList.Add(port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        info.Environment["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("PARLEY_BENCH_GC_SERVER") is { Length: > 0 } gcServer ? gcServer : "0";
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        var address = new Uri($"http://127.0.0.1:{port}");
+        using var http = new HttpClient { BaseAddress = address };
+        for (var i = 0; i < 300; i++)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"The ceiling process exited with {process.ExitCode}");
+            try
+            {
+                if ((await http.GetAsync("/ready")).IsSuccessStatusCode) return new CeilingProcess(process, address);
+            }
+            catch (HttpRequestException) { }
+            await Task.Delay(100);
+        }
+        process.Kill();
+        throw new TimeoutException("The ceiling process did not answer within 30 s");
+    }
+
+    /// <summary>Resident memory of the process, in bytes.</summary>
+    public long ResidentBytes()
+    {
+        _process.Refresh();
+        return _process.WorkingSet64;
+    }
+
+    /// <summary>Total CPU time the process used so far.</summary>
+    public TimeSpan CpuTime()
+    {
+        _process.Refresh();
+        return _process.TotalProcessorTime;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
     }
 }

@@ -11,6 +11,12 @@ using Parley.Bench;
 // Scenarios: ceiling, single-stream, concurrent-runs, fan-out, idle-streams, ingest, resume (docs/benchmarks.md).
 var arguments = args.ToList();
 string? Option(string name) => arguments.IndexOf(name) is var i and >= 0 && i + 1 < arguments.Count ? arguments[i + 1] : null;
+if (Option("--serve-ceiling") is { } ceilingPort)
+{
+    // The ceiling in a process of its own, for the floors of the memory and latency scenarios (CeilingProcess).
+    await Ceiling.ServeAsync(int.Parse(ceilingPort, CultureInfo.InvariantCulture));
+    return 0;
+}
 var quick = arguments.Contains("--quick");
 var scenario = Option("--scenario") ?? "all";
 var serverDll = Option("--server-dll") ?? Path.Combine(FindRepositoryRoot(), "src", "Parley.Server", "bin", "Release", "net10.0", "Parley.Server.dll");
@@ -170,6 +176,8 @@ if (Wants("concurrent-runs-paced"))
     var errors = 0;
     var firstDeltaMs = new System.Collections.Concurrent.ConcurrentBag<double>();
     var serverAddedMs = new System.Collections.Concurrent.ConcurrentBag<double>();
+    var postToCalledMs = new System.Collections.Concurrent.ConcurrentBag<double>();
+    var yieldToParseMs = new System.Collections.Concurrent.ConcurrentBag<double>();
     bool InWindow(TimeSpan t) => t >= ramp && t < ramp + window;
     await Task.WhenAll(threads.Select(async thread =>
     {
@@ -195,7 +203,13 @@ if (Wants("concurrent-runs-paced"))
                     var parsed = Stopwatch.GetTimestamp();
                     firstDeltaMs.Add(Stopwatch.GetElapsedTime(posted, parsed).TotalMilliseconds);
                     if (FirstDeltaStamps(item.Data) is { } stamps)
-                        serverAddedMs.Add((Stopwatch.GetElapsedTime(posted, stamps.Called) + Stopwatch.GetElapsedTime(stamps.Yielded, parsed)).TotalMilliseconds);
+                    {
+                        var toCalled = Stopwatch.GetElapsedTime(posted, stamps.Called).TotalMilliseconds;
+                        var toParse = Stopwatch.GetElapsedTime(stamps.Yielded, parsed).TotalMilliseconds;
+                        serverAddedMs.Add(toCalled + toParse);
+                        postToCalledMs.Add(toCalled);
+                        yieldToParseMs.Add(toParse);
+                    }
                 }
                 else if (item.EventType == "run.failed") { Interlocked.Increment(ref errors); break; }
                 else if (item.EventType == "run.completed") break;
@@ -209,6 +223,7 @@ if (Wants("concurrent-runs-paced"))
     await Task.Delay(1500);
     var metricsAfter = await parley.ScrapeAsync();
     var queueWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_run_queue_wait_milliseconds");
+    var floor = await MeasurePacedFloorAsync(c, Tokens, TokenDelayMs, ramp, TimeSpan.FromSeconds(quick ? 5 : 10));
     Report($"concurrent-runs-paced-{c}", new()
     {
         ["threads"] = c,
@@ -222,10 +237,23 @@ if (Wants("concurrent-runs-paced"))
         ["post_to_first_delta_p99_ms"] = Math.Round(Percentile([.. firstDeltaMs], 0.99), 1),
         ["server_added_p50_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.50), 2),
         ["server_added_p99_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.99), 2),
+        // The two parts of the server-added time: the POST sent → the model called (the message's and, before the model
+        // is called, the run's bookkeeping), and the first delta yielded → parsed by the client (its commit and delivery).
+        ["post_to_model_called_p50_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.50), 2),
+        ["post_to_model_called_p99_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.99), 2),
+        ["first_yield_to_parse_p50_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.50), 2),
+        ["first_yield_to_parse_p99_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.99), 2),
         ["server_queue_wait_p99_ms_le"] = queueWait.Quantile(0.99),
         ["server_cpu_cores"] = Math.Round(serverCpu / drained.TotalSeconds, 2),
         ["bench_cpu_cores"] = Math.Round(benchCpu / drained.TotalSeconds, 2),
         ["errors"] = errors,
+        // The floor of the same load on the ceiling endpoint (its own process): C streams of paced events, each stamped
+        // as written, read by the same client; write → parse of the first event of each stream and of every event.
+        ["ceiling_first_event_delay_p50_ms"] = floor.FirstP50,
+        ["ceiling_first_event_delay_p99_ms"] = floor.FirstP99,
+        ["ceiling_event_delay_p99_ms"] = floor.AllP99,
+        ["ceiling_events_per_s"] = floor.EventsPerSecond,
+        ["ceiling_cpu_cores"] = floor.Cores,
     });
 }
 
@@ -251,52 +279,41 @@ if (Wants("idle-streams"))
     await using var parley = await ParleyProcess.StartAsync(serverDll, 10, 0, heartbeatSeconds: heartbeatSeconds);
     using var http = NewClient(parley.Address);
     var threads = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => CreateThreadAsync(http, ParleyProcess.SilentAgent)));
-    GC.Collect();
-    await Task.Delay(2000);
-    var before = parley.ResidentBytes();
     var allocatedBefore = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total");
     var streams = new List<HttpResponseMessage>(count);
-    var dropped = 0;
     var idleSeconds = int.Parse(Option("--idle-seconds") ?? "10", CultureInfo.InvariantCulture);
-    // Opened in two halves, each held for the idle period: the growth from the first half to the second is each
-    // stream's own memory (the marginal figure); the growth over the fresh server also carries what the first streams
-    // cost once (the streaming code's JIT, thread-pool threads, pools), and a baseline that moved by ±0.5 KB per
-    // stream from run to run (the RSS of a fresh server before any stream: 123–131 MB).
-    async Task OpenAndHoldAsync(int from, int to)
-    {
-        for (var i = from; i < to; i += 200)
+    TimeSpan cpuBefore = default;
+    double allocatedIdle = 0;
+    var hold = await HoldIdleStreamsAsync(http, j => $"/api/v1/threads/{threads[j % threads.Length]}/stream", count, idleSeconds, parley.ResidentBytes, streams,
+        async () =>
         {
-            var batch = await Task.WhenAll(Enumerable.Range(i, Math.Min(200, to - i)).Select(async j =>
-            {
-                try { return await OpenAsync(http, $"/api/v1/threads/{threads[j % threads.Length]}/stream", null); }
-                catch (Exception) { Interlocked.Increment(ref dropped); return null; }
-            }));
-            streams.AddRange(batch.Where(s => s is not null)!);
-        }
-        await Task.Delay(3000);
-    }
-    await OpenAndHoldAsync(0, count / 2);
-    await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
-    var half = parley.ResidentBytes();
-    var halfStreams = streams.Count;
-    await OpenAndHoldAsync(count / 2, count);
-    var cpuBefore = parley.CpuTime();
-    var allocatedIdle = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total");
-    await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
+            cpuBefore = parley.CpuTime();
+            allocatedIdle = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total");
+        });
     var cpu = (parley.CpuTime() - cpuBefore).TotalSeconds / idleSeconds;
-    var after = parley.ResidentBytes();
     var metrics = await parley.ScrapeAsync();
     var heap = MetricSum(metrics, "dotnet_gc_last_collection_heap_size_bytes");
     var open = MetricSum(metrics, "parley_streams_open");
     var allocatedAfter = MetricSum(metrics, "dotnet_gc_heap_total_allocated_bytes_total");
     foreach (var s in streams) s.Dispose();
+
+    // The floor: the same streams, opened and held the same way, on the ceiling's minimal Kestrel endpoint in a process
+    // of its own with the same GC — what Kestrel, the runtime and this machine cost per stream with no Parley code.
+    IdleHold floor;
+    await using (var ceilingProcess = await CeilingProcess.StartAsync())
+    {
+        using var ceilingHttp = NewClient(ceilingProcess.Address);
+        var ceilingStreams = new List<HttpResponseMessage>(count);
+        floor = await HoldIdleStreamsAsync(ceilingHttp, _ => $"/idle?heartbeatSeconds={heartbeatSeconds}", count, idleSeconds, ceilingProcess.ResidentBytes, ceilingStreams);
+        foreach (var s in ceilingStreams) s.Dispose();
+    }
     Report("idle-streams", new()
     {
         ["streams"] = streams.Count,
-        ["dropped"] = dropped,
-        ["bytes_per_stream"] = Math.Round((after - before) / (double)Math.Max(1, streams.Count)),
-        ["marginal_bytes_per_stream"] = Math.Round((after - half) / (double)Math.Max(1, streams.Count - halfStreams)),
-        ["server_rss_mb"] = Math.Round(after / 1048576.0, 1),
+        ["dropped"] = hold.Dropped,
+        ["bytes_per_stream"] = hold.BytesPerStream,
+        ["marginal_bytes_per_stream"] = hold.MarginalBytesPerStream,
+        ["server_rss_mb"] = Math.Round(hold.After / 1048576.0, 1),
         ["server_open_streams"] = open,
         ["server_gc_heap_mb"] = Math.Round(heap / 1048576.0, 1),
         // What the GC holds beyond the live streams moves a run's figure by several KB per stream: the memory it has
@@ -312,6 +329,9 @@ if (Wants("idle-streams"))
         ["server_gc_gen1_collections"] = GcCollections(metrics, "gen1"),
         ["server_gc_gen2_collections"] = GcCollections(metrics, "gen2"),
         ["idle_cpu_cores"] = Math.Round(cpu, 4),
+        ["ceiling_bytes_per_stream"] = floor.BytesPerStream,
+        ["ceiling_marginal_bytes_per_stream"] = floor.MarginalBytesPerStream,
+        ["ceiling_dropped"] = floor.Dropped,
     });
 }
 
@@ -371,6 +391,83 @@ Console.WriteLine($"{"scenario",-22} figures");
 foreach (var (name, figures) in results)
     Console.WriteLine($"{name,-22} {string.Join("  ", figures.Select(f => $"{f.Key}={f.Value.ToString(CultureInfo.InvariantCulture)}"))}");
 return 0;
+
+// The paced scenario's floor: C clients, each reading `/paced` streams of `tokens` events one every `delayMs` from the
+// ceiling in its own process, back to back, for ramp + window; the delay from each event's write to its parse, for the
+// events and the streams' first events parsed in the window.
+static async Task<(double FirstP50, double FirstP99, double AllP99, double EventsPerSecond, double Cores)> MeasurePacedFloorAsync(
+    int c, int tokens, double delayMs, TimeSpan ramp, TimeSpan window)
+{
+    await using var floor = await CeilingProcess.StartAsync();
+    using var http = NewClient(floor.Address);
+    var clock = Stopwatch.StartNew();
+    var first = new System.Collections.Concurrent.ConcurrentBag<double>();
+    var all = new System.Collections.Concurrent.ConcurrentBag<double>();
+    double cpuBefore = 0;
+    var measuring = Task.Delay(ramp).ContinueWith(_ => cpuBefore = floor.CpuTime().TotalSeconds);
+    bool InWindow(TimeSpan t) => t >= ramp && t < ramp + window;
+    await Task.WhenAll(Enumerable.Range(0, c).Select(async _ =>
+    {
+        await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * tokens * delayMs));
+        while (clock.Elapsed < ramp + window)
+        {
+            using var response = await OpenAsync(http, $"/paced?n={tokens}&delayMs={delayMs.ToString(CultureInfo.InvariantCulture)}", null);
+            var isFirst = true;
+            await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
+            {
+                var parsed = Stopwatch.GetTimestamp();
+                var wasFirst = isFirst;
+                isFirst = false;
+                if (!InWindow(clock.Elapsed) || YieldStamp(item.Data) is not { } written) continue;
+                var delay = Stopwatch.GetElapsedTime(written, parsed).TotalMilliseconds;
+                all.Add(delay);
+                if (wasFirst) first.Add(delay);
+            }
+        }
+    }));
+    await measuring;
+    var cores = (floor.CpuTime().TotalSeconds - cpuBefore) / (clock.Elapsed - ramp).TotalSeconds;
+    return (Math.Round(Percentile([.. first], 0.50), 2), Math.Round(Percentile([.. first], 0.99), 2),
+        Math.Round(Percentile([.. all], 0.99), 2), Math.Round(all.Count / window.TotalSeconds), Math.Round(cores, 2));
+}
+
+// Opens `count` streams (path(j) for stream j, 200 at a time) in two halves, each held `idleSeconds` (plus 3 s to
+// settle), and reads the process's RSS before, after the first half's hold and at the end; `beforeSecondHold` runs
+// once every stream is open. The growth from the first half to the second is each stream's own memory (the marginal
+// figure); the growth over the fresh process also carries what the first streams cost once (the streaming code's JIT,
+// thread-pool threads, pools), and a baseline that moved by ±0.5 KB per stream from run to run (the RSS of a fresh
+// Parley before any stream: 123–131 MB).
+static async Task<IdleHold> HoldIdleStreamsAsync(HttpClient http, Func<int, string> path, int count, int idleSeconds, Func<long> residentBytes,
+    List<HttpResponseMessage> streams, Func<Task>? beforeSecondHold = null)
+{
+    var failed = 0;
+    async Task OpenAsync(int from, int to)
+    {
+        for (var i = from; i < to; i += 200)
+        {
+            var batch = await Task.WhenAll(Enumerable.Range(i, Math.Min(200, to - i)).Select(async j =>
+            {
+                try { return await BenchClient.OpenAsync(http, path(j), null); }
+                catch (Exception) { Interlocked.Increment(ref failed); return null; }
+            }));
+            streams.AddRange(batch.Where(s => s is not null)!);
+        }
+        await Task.Delay(3000);
+    }
+    await Task.Delay(2000);
+    var before = residentBytes();
+    await OpenAsync(0, count / 2);
+    await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
+    var half = residentBytes();
+    var halfStreams = streams.Count;
+    await OpenAsync(count / 2, count);
+    if (beforeSecondHold is not null) await beforeSecondHold();
+    await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
+    var after = residentBytes();
+    return new IdleHold(after, failed,
+        Math.Round((after - before) / (double)Math.Max(1, streams.Count)),
+        Math.Round((after - half) / (double)Math.Max(1, streams.Count - halfStreams)));
+}
 
 static async Task<int> CountEventsAsync(HttpClient http, string path, Func<SseItem<string>, bool> until, CancellationToken cancellationToken)
 {
@@ -517,3 +614,7 @@ internal sealed record Histogram(List<(double UpperBound, double Count)> Buckets
         return -1;
     }
 }
+
+/// <summary>What holding idle streams cost one server process: its RSS at the end (bytes), the streams that failed to
+/// open, and the RSS growth per stream over the fresh process and from the first half of the streams to the second.</summary>
+internal sealed record IdleHold(long After, int Dropped, double BytesPerStream, double MarginalBytesPerStream);

@@ -226,6 +226,24 @@ public sealed class ChatStreamTests : ModelRigTests
     }
 
     [Fact]
+    public async Task A_limited_key_gets_requests_again_as_its_bucket_refills()
+    {
+        // 600 a minute: one request back every 100 ms, after a burst of 2.
+        await using var server = await StartAsync("--Parley:RateLimits:RequestsPerMinute=600", "--Parley:RateLimits:Burst=2");
+        Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/api/v1/agents")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/api/v1/agents")).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await server.Client.GetAsync("/api/v1/agents")).StatusCode);
+
+        // Refilled within a few periods (bounded at 5 s, so a slow machine cannot hang the test).
+        for (var i = 0; i < 50; i++)
+        {
+            await Task.Delay(100);
+            if ((await server.Client.GetAsync("/api/v1/agents")).StatusCode == HttpStatusCode.OK) return;
+        }
+        Assert.Fail("the key's bucket did not refill within 5 s");
+    }
+
+    [Fact]
     public async Task Open_streams_per_key_are_limited()
     {
         await using var server = await StartAsync("--Parley:RateLimits:MaxConcurrentStreams=1");
