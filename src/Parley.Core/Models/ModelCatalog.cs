@@ -74,7 +74,7 @@ public sealed class ModelCatalog(IOptions<ModelCatalogOptions> options, TokenCou
             case "ollama":
                 return new OllamaApiClient(new Uri(model.Endpoint ?? "http://localhost:11434"), model.Model ?? throw new ModelNotAvailableException($"Model '{name}': Model is required."));
             case "scripted":
-                return new ScriptedChatClient(model, tokens);
+                return new ScriptedChatClient(model);
             default:
                 throw new ModelNotAvailableException($"Model '{name}': unknown provider '{model.Provider}' (use openai, ollama or scripted).");
         }
