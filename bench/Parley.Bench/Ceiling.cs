@@ -30,6 +30,7 @@ internal sealed class Ceiling : IAsyncDisposable
 
     private static readonly byte[] Heartbeat = Encoding.UTF8.GetBytes(": heartbeat\n\n");
 
+    /// <summary>Starts the ceiling on 127.0.0.1:<paramref name="port"/> (a free port when null) in this process.</summary>
     public static async Task<Ceiling> StartAsync(int? port = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -47,13 +48,13 @@ internal sealed class Ceiling : IAsyncDisposable
                 await context.Response.Body.FlushAsync();
             }
         });
-        app.MapGet("/paced", async (HttpContext context, int n, int delayMs) =>
+        app.MapGet("/paced", async (HttpContext context, int n, double delayMs) =>
         {
             context.Response.ContentType = "text/event-stream";
             await context.Response.StartAsync();
             for (var i = 1; i <= n; i++)
             {
-                await Task.Delay(delayMs, context.RequestAborted);
+                await Task.Delay(TimeSpan.FromMilliseconds(delayMs), context.RequestAborted);
                 await context.Response.Body.WriteAsync(PacedEvent(i), context.RequestAborted);
                 await context.Response.Body.FlushAsync(context.RequestAborted);
             }
@@ -87,7 +88,8 @@ internal sealed class Ceiling : IAsyncDisposable
 
     /// <summary>
     /// Serves the ceiling on 127.0.0.1:<paramref name="port"/> until standard input closes (the bench that started this
-    /// process ends it by its PID in any case): <c>Parley.Bench --serve-ceiling PORT</c>.
+    /// process ends it by its PID in any case): <c>Parley.Bench --serve-ceiling PORT</c>. Started by hand, keep its
+    /// standard input open (with <c>&lt; /dev/null</c> it stops at once).
     /// </summary>
     public static async Task ServeAsync(int port)
     {
@@ -105,8 +107,12 @@ internal sealed class CeilingProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private CeilingProcess(Process process, Uri address) { _process = process; Address = address; }
+
+    /// <summary>Where it listens (http://127.0.0.1:PORT).</summary>
     public Uri Address { get; }
 
+    /// <summary>Starts it on a free loopback port and waits until it answers <c>/ready</c> (at most 30 s).</summary>
+    /// <exception cref="TimeoutException">It did not answer within 30 s (it is then ended).</exception>
     public static async Task<CeilingProcess> StartAsync()
     {
         var port = ParleyProcess.FreePort();
@@ -119,42 +125,75 @@ internal sealed class CeilingProcess : IAsyncDisposable
         process.OutputDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         var address = new Uri($"http://127.0.0.1:{port}");
-        using var http = new HttpClient { BaseAddress = address };
-        for (var i = 0; i < 300; i++)
-        {
-            if (process.HasExited) throw new InvalidOperationException($"The ceiling process exited with {process.ExitCode}");
-            try
-            {
-                if ((await http.GetAsync("/ready")).IsSuccessStatusCode) return new CeilingProcess(process, address);
-            }
-            catch (HttpRequestException) { }
-            await Task.Delay(100);
-        }
-        process.Kill();
-        throw new TimeoutException("The ceiling process did not answer within 30 s");
+        await ChildProcess.WaitUntilReadyAsync(process, new Uri(address, "/ready"), "the ceiling process");
+        Console.Error.WriteLine($"Parley.Bench: ceiling pid {process.Id} at {address}");
+        return new CeilingProcess(process, address);
     }
 
     /// <summary>Resident memory of the process, in bytes.</summary>
-    public long ResidentBytes()
-    {
-        _process.Refresh();
-        return _process.WorkingSet64;
-    }
+    public long ResidentBytes() => ChildProcess.ResidentBytes(_process);
 
     /// <summary>Total CPU time the process used so far.</summary>
-    public TimeSpan CpuTime()
+    public TimeSpan CpuTime() => ChildProcess.CpuTime(_process);
+
+    public ValueTask DisposeAsync() => ChildProcess.EndAsync(_process);
+}
+
+/// <summary>What the bench does with the server processes it starts (Parley's and the ceiling's): all ended by PID.</summary>
+internal static class ChildProcess
+{
+    /// <summary>
+    /// Polls <paramref name="readyUrl"/> (1 s per attempt) every 100 ms until it answers 2xx, for at most 30 s.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The process exited first.</exception>
+    /// <exception cref="TimeoutException">It did not answer within 30 s; the process is ended.</exception>
+    public static async Task WaitUntilReadyAsync(Process process, Uri readyUrl, string name)
     {
-        _process.Refresh();
-        return _process.TotalProcessorTime;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (process.HasExited)
+            {
+                var code = process.ExitCode;
+                process.Dispose();
+                throw new InvalidOperationException($"{name} exited with {code}");
+            }
+            try
+            {
+                using var response = await http.GetAsync(readyUrl);
+                if (response.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { } // the 1 s attempt timed out
+            await Task.Delay(100);
+        }
+        await EndAsync(process);
+        throw new TimeoutException($"{name} did not answer {readyUrl} within 30 s");
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Resident memory of <paramref name="process"/>, in bytes (from /proc).</summary>
+    public static long ResidentBytes(Process process)
     {
-        if (!_process.HasExited)
+        process.Refresh();
+        return process.WorkingSet64;
+    }
+
+    /// <summary>Total CPU time <paramref name="process"/> used so far.</summary>
+    public static TimeSpan CpuTime(Process process)
+    {
+        process.Refresh();
+        return process.TotalProcessorTime;
+    }
+
+    /// <summary>Ends <paramref name="process"/> (by its PID, with its children) if it still runs, waits for it, and disposes it.</summary>
+    public static async ValueTask EndAsync(Process process)
+    {
+        if (!process.HasExited)
         {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
         }
-        _process.Dispose();
+        process.Dispose();
     }
 }

@@ -25,18 +25,10 @@ internal sealed class ParleyProcess : IAsyncDisposable
     public int Pid => _process.Id;
 
     /// <summary>Resident memory of the server process, in bytes (from /proc).</summary>
-    public long ResidentBytes()
-    {
-        _process.Refresh();
-        return _process.WorkingSet64;
-    }
+    public long ResidentBytes() => ChildProcess.ResidentBytes(_process);
 
     /// <summary>Total CPU time the server process used so far.</summary>
-    public TimeSpan CpuTime()
-    {
-        _process.Refresh();
-        return _process.TotalProcessorTime;
-    }
+    public TimeSpan CpuTime() => ChildProcess.CpuTime(_process);
 
     /// <summary>Starts a Release Parley on a free loopback port with the scripted model and waits until it answers /healthz.</summary>
     /// <param name="serverDll">Path of the built Parley.Server.dll.</param>
@@ -79,23 +71,9 @@ internal sealed class ParleyProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var address = new Uri($"http://127.0.0.1:{port}");
-        using var http = new HttpClient { BaseAddress = address };
-        for (var i = 0; i < 300; i++)
-        {
-            if (process.HasExited) throw new InvalidOperationException($"Parley exited with {process.ExitCode}");
-            try
-            {
-                if ((await http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK)
-                {
-                    Console.Error.WriteLine($"Parley.Bench: server pid {process.Id} at {address}");
-                    return new ParleyProcess(process, folder, address);
-                }
-            }
-            catch (HttpRequestException) { }
-            await Task.Delay(100);
-        }
-        process.Kill();
-        throw new TimeoutException("Parley did not become healthy within 30 s");
+        await ChildProcess.WaitUntilReadyAsync(process, new Uri(address, "/healthz"), "Parley");
+        Console.Error.WriteLine($"Parley.Bench: server pid {process.Id} at {address}");
+        return new ParleyProcess(process, folder, address);
     }
 
     /// <summary>The server's Prometheus text (<c>/metrics</c>).</summary>
@@ -114,12 +92,7 @@ internal sealed class ParleyProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
-        _process.Dispose();
+        await ChildProcess.EndAsync(_process);
         try { Directory.Delete(_folder, recursive: true); } catch (IOException) { }
     }
 }

@@ -8,6 +8,7 @@ using Parley.Bench;
 
 // Usage: dotnet run -c Release --project bench/Parley.Bench -- [--scenario NAME|all] [--quick] [--concurrency C] [--idle-seconds S] [--server-dll PATH]
 //        [--nodes 2 --postgres CONNECTION-STRING --redis CONFIGURATION]   (two nodes on PostgreSQL + Redis, Cluster.cs)
+//        --serve-ceiling PORT   (only the ceiling endpoint, on 127.0.0.1:PORT: the floors' own process, CeilingProcess)
 // Scenarios: ceiling, single-stream, concurrent-runs, fan-out, idle-streams, ingest, resume (docs/benchmarks.md).
 var arguments = args.ToList();
 string? Option(string name) => arguments.IndexOf(name) is var i and >= 0 && i + 1 < arguments.Count ? arguments[i + 1] : null;
@@ -254,6 +255,7 @@ if (Wants("concurrent-runs-paced"))
         ["ceiling_event_delay_p99_ms"] = floor.AllP99,
         ["ceiling_events_per_s"] = floor.EventsPerSecond,
         ["ceiling_cpu_cores"] = floor.Cores,
+        ["ceiling_errors"] = floor.Errors,
     });
 }
 
@@ -279,13 +281,13 @@ if (Wants("idle-streams"))
     await using var parley = await ParleyProcess.StartAsync(serverDll, 10, 0, heartbeatSeconds: heartbeatSeconds);
     using var http = NewClient(parley.Address);
     var threads = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => CreateThreadAsync(http, ParleyProcess.SilentAgent)));
-    var allocatedBefore = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total");
     var streams = new List<HttpResponseMessage>(count);
     var idleSeconds = int.Parse(Option("--idle-seconds") ?? "10", CultureInfo.InvariantCulture);
     TimeSpan cpuBefore = default;
-    double allocatedIdle = 0;
+    double allocatedBefore = 0, allocatedIdle = 0;
     var hold = await HoldIdleStreamsAsync(http, j => $"/api/v1/threads/{threads[j % threads.Length]}/stream", count, idleSeconds, parley.ResidentBytes, streams,
-        async () =>
+        afterBaseline: async () => allocatedBefore = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total"),
+        beforeSecondHold: async () =>
         {
             cpuBefore = parley.CpuTime();
             allocatedIdle = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total");
@@ -394,8 +396,9 @@ return 0;
 
 // The paced scenario's floor: C clients, each reading `/paced` streams of `tokens` events one every `delayMs` from the
 // ceiling in its own process, back to back, for ramp + window; the delay from each event's write to its parse, for the
-// events and the streams' first events parsed in the window.
-static async Task<(double FirstP50, double FirstP99, double AllP99, double EventsPerSecond, double Cores)> MeasurePacedFloorAsync(
+// events and the streams' first events parsed in the window, and the process's cores over the window. The stamp is read
+// from the event's text without a JSON parser: the client does no more work per event than Parley's paced client.
+static async Task<(double FirstP50, double FirstP99, double AllP99, double EventsPerSecond, double Cores, int Errors)> MeasurePacedFloorAsync(
     int c, int tokens, double delayMs, TimeSpan ramp, TimeSpan window)
 {
     await using var floor = await CeilingProcess.StartAsync();
@@ -403,51 +406,72 @@ static async Task<(double FirstP50, double FirstP99, double AllP99, double Event
     var clock = Stopwatch.StartNew();
     var first = new System.Collections.Concurrent.ConcurrentBag<double>();
     var all = new System.Collections.Concurrent.ConcurrentBag<double>();
-    double cpuBefore = 0;
-    var measuring = Task.Delay(ramp).ContinueWith(_ => cpuBefore = floor.CpuTime().TotalSeconds);
+    var errors = 0;
+    var cpu = Task.Run(async () =>
+    {
+        await Task.Delay(ramp);
+        var before = floor.CpuTime();
+        await Task.Delay(window);
+        return (floor.CpuTime() - before).TotalSeconds / window.TotalSeconds;
+    });
     bool InWindow(TimeSpan t) => t >= ramp && t < ramp + window;
     await Task.WhenAll(Enumerable.Range(0, c).Select(async _ =>
     {
         await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * tokens * delayMs));
         while (clock.Elapsed < ramp + window)
         {
-            using var response = await OpenAsync(http, $"/paced?n={tokens}&delayMs={delayMs.ToString(CultureInfo.InvariantCulture)}", null);
-            var isFirst = true;
-            await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
+            try
             {
-                var parsed = Stopwatch.GetTimestamp();
-                var wasFirst = isFirst;
-                isFirst = false;
-                if (!InWindow(clock.Elapsed) || YieldStamp(item.Data) is not { } written) continue;
-                var delay = Stopwatch.GetElapsedTime(written, parsed).TotalMilliseconds;
-                all.Add(delay);
-                if (wasFirst) first.Add(delay);
+                using var response = await OpenAsync(http, $"/paced?n={tokens}&delayMs={delayMs.ToString(CultureInfo.InvariantCulture)}", null);
+                var isFirst = true;
+                await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
+                {
+                    var parsed = Stopwatch.GetTimestamp();
+                    var wasFirst = isFirst;
+                    isFirst = false;
+                    if (!InWindow(clock.Elapsed) || WriteStamp(item.Data) is not { } written) continue;
+                    var delay = Stopwatch.GetElapsedTime(written, parsed).TotalMilliseconds;
+                    all.Add(delay);
+                    if (wasFirst) first.Add(delay);
+                }
+            }
+            catch (Exception)
+            {
+                Interlocked.Increment(ref errors);
+                await Task.Delay(100); // a failing ceiling is not hammered; the loop still ends with the window
             }
         }
     }));
-    await measuring;
-    var cores = (floor.CpuTime().TotalSeconds - cpuBefore) / (clock.Elapsed - ramp).TotalSeconds;
     return (Math.Round(Percentile([.. first], 0.50), 2), Math.Round(Percentile([.. first], 0.99), 2),
-        Math.Round(Percentile([.. all], 0.99), 2), Math.Round(all.Count / window.TotalSeconds), Math.Round(cores, 2));
+        Math.Round(Percentile([.. all], 0.99), 2), Math.Round(all.Count / window.TotalSeconds), Math.Round(await cpu, 2), errors);
+
+    // The ceiling's paced event ends its delta with "@<Stopwatch ticks>" (Ceiling.PacedEvent).
+    static long? WriteStamp(string data)
+    {
+        var at = data.LastIndexOf('@');
+        var end = at < 0 ? -1 : data.IndexOf('"', at);
+        return end > at && long.TryParse(data.AsSpan(at + 1, end - at - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var stamp) ? stamp : null;
+    }
 }
 
 // Opens `count` streams (path(j) for stream j, 200 at a time) in two halves, each held `idleSeconds` (plus 3 s to
-// settle), and reads the process's RSS before, after the first half's hold and at the end; `beforeSecondHold` runs
-// once every stream is open. The growth from the first half to the second is each stream's own memory (the marginal
+// settle), and reads the process's RSS before, after the first half's hold and at the end; `afterBaseline` runs just
+// after the first reading (the server's first /metrics scrape, whose cost the per-stream figure has always carried),
+// `beforeSecondHold` once every stream is open. The growth from the first half to the second is each stream's own memory (the marginal
 // figure); the growth over the fresh process also carries what the first streams cost once (the streaming code's JIT,
 // thread-pool threads, pools), and a baseline that moved by ±0.5 KB per stream from run to run (the RSS of a fresh
 // Parley before any stream: 123–131 MB).
 static async Task<IdleHold> HoldIdleStreamsAsync(HttpClient http, Func<int, string> path, int count, int idleSeconds, Func<long> residentBytes,
-    List<HttpResponseMessage> streams, Func<Task>? beforeSecondHold = null)
+    List<HttpResponseMessage> streams, Func<Task>? afterBaseline = null, Func<Task>? beforeSecondHold = null)
 {
     var failed = 0;
-    async Task OpenAsync(int from, int to)
+    async Task OpenAndHoldAsync(int from, int to)
     {
         for (var i = from; i < to; i += 200)
         {
             var batch = await Task.WhenAll(Enumerable.Range(i, Math.Min(200, to - i)).Select(async j =>
             {
-                try { return await BenchClient.OpenAsync(http, path(j), null); }
+                try { return await OpenAsync(http, path(j), null); }
                 catch (Exception) { Interlocked.Increment(ref failed); return null; }
             }));
             streams.AddRange(batch.Where(s => s is not null)!);
@@ -456,11 +480,12 @@ static async Task<IdleHold> HoldIdleStreamsAsync(HttpClient http, Func<int, stri
     }
     await Task.Delay(2000);
     var before = residentBytes();
-    await OpenAsync(0, count / 2);
+    if (afterBaseline is not null) await afterBaseline();
+    await OpenAndHoldAsync(0, count / 2);
     await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
     var half = residentBytes();
     var halfStreams = streams.Count;
-    await OpenAsync(count / 2, count);
+    await OpenAndHoldAsync(count / 2, count);
     if (beforeSecondHold is not null) await beforeSecondHold();
     await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
     var after = residentBytes();

@@ -10,8 +10,8 @@ namespace Parley.Core.Models;
 /// <remarks>
 /// Its output tokens are its pieces; its input tokens are estimated at one per 4 characters plus 4 per message
 /// (<see cref="EstimateInputTokens"/>), not counted with a tokenizer: a real provider counts a prompt on its own
-/// machines, and tokenizing every new reply of a thread when the next turn sent it back was ≈ 5 % of the server's CPU
-/// in the paced benchmark with 1,000 threads (docs/benchmarks.md), work a real deployment never does.
+/// machines, and tokenizing every new reply of a thread when the next turn sent it back was 5.6 % of the server's
+/// samples in the paced benchmark with 1,000 threads (docs/benchmarks.md), work a real deployment never does.
 /// </remarks>
 public sealed class ScriptedChatClient(ModelOptions options) : IChatClient
 {
