@@ -457,10 +457,10 @@ static async Task<(double FirstP50, double FirstP99, double AllP99, double Event
 // Opens `count` streams (path(j) for stream j, 200 at a time) in two halves, each held `idleSeconds` (plus 3 s to
 // settle), and reads the process's RSS before, after the first half's hold and at the end; `afterBaseline` runs just
 // after the first reading (the server's first /metrics scrape, whose cost the per-stream figure has always carried),
-// `beforeSecondHold` once every stream is open. The growth from the first half to the second is each stream's own memory (the marginal
-// figure); the growth over the fresh process also carries what the first streams cost once (the streaming code's JIT,
-// thread-pool threads, pools), and a baseline that moved by ±0.5 KB per stream from run to run (the RSS of a fresh
-// Parley before any stream: 123–131 MB).
+// `beforeSecondHold` once every stream is open. The growth from the first half to the second is each stream's own
+// memory (the marginal figure); the growth over the fresh process also carries what the first streams cost once (the
+// streaming code's JIT, thread-pool threads, pools), and a baseline that moved by ±0.5 KB per stream from run to run
+// (the RSS of a fresh Parley before any stream: 123–131 MB).
 static async Task<IdleHold> HoldIdleStreamsAsync(HttpClient http, Func<int, string> path, int count, int idleSeconds, Func<long> residentBytes,
     List<HttpResponseMessage> streams, Func<Task>? afterBaseline = null, Func<Task>? beforeSecondHold = null)
 {
