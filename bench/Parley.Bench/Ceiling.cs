@@ -20,13 +20,15 @@ internal sealed class Ceiling : IAsyncDisposable
     private Ceiling(WebApplication app, Uri address) { _app = app; Address = address; }
     public Uri Address { get; }
 
-    /// <summary>An event shaped like Parley's <c>message.delta</c> (id, event, data), for sequence number <paramref name="i"/>.</summary>
-    public static byte[] Event(long i) => Encoding.UTF8.GetBytes(
-        $"event: message.delta\ndata: {{\"messageId\":\"01a20f5d-8187-74df-9c5b-457e044467cd\",\"delta\":\" token{i}\"}}\nid: {i}\n\n");
+    /// <summary>
+    /// An event shaped like Parley's <c>message.delta</c> (id, event, data), for sequence number <paramref name="i"/>,
+    /// its delta ending with <paramref name="stamp"/>.
+    /// </summary>
+    public static byte[] Event(long i, string stamp = "") => Encoding.UTF8.GetBytes(
+        $"event: message.delta\ndata: {{\"messageId\":\"01a20f5d-8187-74df-9c5b-457e044467cd\",\"delta\":\" token{i}{stamp}\"}}\nid: {i}\n\n");
 
     /// <summary>A paced event: as <see cref="Event"/>, its delta stamped with the moment it was written (Stopwatch ticks, as the scripted model's).</summary>
-    public static byte[] PacedEvent(long i) => Encoding.UTF8.GetBytes(
-        $"event: message.delta\ndata: {{\"messageId\":\"01a20f5d-8187-74df-9c5b-457e044467cd\",\"delta\":\" token{i}@{Stopwatch.GetTimestamp()}\"}}\nid: {i}\n\n");
+    public static byte[] PacedEvent(long i) => Event(i, "@" + Stopwatch.GetTimestamp().ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     private static readonly byte[] Heartbeat = Encoding.UTF8.GetBytes(": heartbeat\n\n");
 

@@ -16,9 +16,9 @@ namespace Parley.Storage.Sqlite;
 // LastSequenceOfThread), and updated_at (a thread deleted and created again with the same id starts its sequence
 // again). That look reads two columns of one row and one index entry by their keys, without the JSON. The writer
 // skips it while SQLite's data_version says no other connection has committed since its last transaction
-// (TrustThreadCacheIfUnchanged). Within one group-committed transaction a later write of
-// the same thread uses the earlier one's thread as is (the uncommitted overlay: no one else can write while the
-// transaction holds the write lock); the overlay becomes the cache after the commit and is dropped when it fails.
+// (TrustThreadCacheIfUnchanged). Within one group-committed transaction a later write of the same thread uses the
+// earlier one's thread as is (the uncommitted overlay: no one else can write while the transaction holds the write
+// lock); the overlay becomes the cache after the commit and is dropped when it fails.
 public sealed partial class SqliteStore
 {
     /// <summary>Threads kept at most; when full, the least recently used quarter is dropped.</summary>
