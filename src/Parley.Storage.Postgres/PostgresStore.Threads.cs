@@ -77,6 +77,13 @@ public sealed partial class PostgresStore : IThreadStore
             """, cancellationToken, ("thread", threadId), ("after", afterSequence), ("limit", limit));
 
     /// <inheritdoc />
+    public async Task<IReadOnlyList<ThreadMessage>> ListMessagesBeforeAsync(Guid threadId, long beforeSequence, int limit, CancellationToken cancellationToken = default) =>
+        await QueryMessagesAsync($"""
+            SELECT {MessageColumns} FROM messages m JOIN threads t ON t.id = m.thread_id
+            WHERE m.thread_id = @thread AND m.sequence < @before ORDER BY m.sequence DESC LIMIT @limit
+            """, cancellationToken, ("thread", threadId), ("before", beforeSequence), ("limit", limit));
+
+    /// <inheritdoc />
     public async Task<ThreadMessage?> GetMessageAsync(Guid id, CancellationToken cancellationToken = default) =>
         (await QueryMessagesAsync($"SELECT {MessageColumns} FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.id = @id", cancellationToken, ("id", id))).FirstOrDefault();
 

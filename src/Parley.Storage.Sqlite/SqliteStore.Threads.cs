@@ -123,6 +123,13 @@ public sealed partial class SqliteStore : IThreadStore
             """, ("$thread", Text(threadId)), ("$after", afterSequence), ("$limit", limit)));
 
     /// <inheritdoc />
+    public Task<IReadOnlyList<ThreadMessage>> ListMessagesBeforeAsync(Guid threadId, long beforeSequence, int limit, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<ThreadMessage>>(QueryMessages($"""
+            SELECT {MessageColumns} FROM messages m JOIN threads t ON t.id = m.thread_id
+            WHERE m.thread_id = $thread AND m.sequence < $before ORDER BY m.sequence DESC LIMIT $limit
+            """, ("$thread", Text(threadId)), ("$before", beforeSequence), ("$limit", limit)));
+
+    /// <inheritdoc />
     public Task<ThreadMessage?> GetMessageAsync(Guid id, CancellationToken cancellationToken = default) =>
         Task.FromResult(QueryMessages($"SELECT {MessageColumns} FROM messages m JOIN threads t ON t.id = m.thread_id WHERE m.id = $id",
             ("$id", Text(id))).FirstOrDefault());

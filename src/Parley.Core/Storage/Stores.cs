@@ -110,6 +110,14 @@ public interface IThreadStore
     /// <summary>A page of messages, oldest first, with sequence greater than <paramref name="afterSequence"/>, at most <paramref name="limit"/>.</summary>
     Task<IReadOnlyList<ThreadMessage>> ListMessagesAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// A page of messages, <b>newest first</b>, with sequence less than <paramref name="beforeSequence"/>
+    /// (<see cref="long.MaxValue"/> for the newest), at most <paramref name="limit"/>. A model turn reads its history this
+    /// way, stopping when its context budget is full, so a turn costs reads in proportion to what it sends, not to the
+    /// thread's length.
+    /// </summary>
+    Task<IReadOnlyList<ThreadMessage>> ListMessagesBeforeAsync(Guid threadId, long beforeSequence, int limit, CancellationToken cancellationToken = default);
+
     /// <summary>Returns the message, or null.</summary>
     Task<ThreadMessage?> GetMessageAsync(Guid id, CancellationToken cancellationToken = default);
 

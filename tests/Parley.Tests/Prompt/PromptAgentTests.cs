@@ -232,6 +232,26 @@ public sealed class PromptAgentTests : ModelRigTests
     }
 
     [Fact]
+    public async Task A_history_longer_than_one_read_reaches_the_model_whole_and_in_order()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = (await server.Client.CreateThreadAsync(AgentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        // 40 turns are 80 messages: the history is read newest first in pages of 32, then 64.
+        const int turns = 40;
+        for (var turn = 1; turn <= turns; turn++)
+        {
+            Model.Enqueue(new TextReply([$"answer {turn}"]));
+            await server.Client.SendAsync(threadId, $"question {turn}");
+            await all.ReadUntilAsync(e => e.EventType == "run.completed");
+        }
+
+        var last = Model.Requests.ToArray()[^1]["messages"]!.AsArray().Select(m => ContentText(m!)).ToList();
+        var expected = Enumerable.Range(1, turns).SelectMany(t => t == turns ? [$"question {t}"] : new[] { $"question {t}", $"answer {t}" });
+        Assert.Equal(["You help Ada with orders.", .. expected], last);
+    }
+
+    [Fact]
     public async Task A_reply_costs_the_context_the_output_tokens_its_model_reported()
     {
         // 320 context tokens minus the agent's 200 output tokens: 120 for the prompt.

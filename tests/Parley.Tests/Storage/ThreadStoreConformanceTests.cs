@@ -171,6 +171,24 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Messages_are_listed_newest_first_before_a_sequence_in_pages()
+    {
+        var thread = await CreateThreadAsync();
+        foreach (var text in new[] { "one", "two", "three", "four", "five" })
+            await Threads.UpdateThreadAsync(thread.Id, change => change.AddMessage(Message(change, thread, text)));
+        var other = await CreateThreadAsync();
+        await Threads.UpdateThreadAsync(other.Id, change => change.AddMessage(Message(change, other, "elsewhere")));
+
+        var newest = await Threads.ListMessagesBeforeAsync(thread.Id, long.MaxValue, 2);
+        Assert.Equal(["five", "four"], newest.Select(m => m.MessageBody));
+        var next = await Threads.ListMessagesBeforeAsync(thread.Id, newest[^1].Sequence, 2);
+        Assert.Equal(["three", "two"], next.Select(m => m.MessageBody));
+        var last = await Threads.ListMessagesBeforeAsync(thread.Id, next[^1].Sequence, 2);
+        Assert.Equal(["one"], last.Select(m => m.MessageBody));
+        Assert.Empty(await Threads.ListMessagesBeforeAsync(thread.Id, last[0].Sequence, 2));
+    }
+
+    [Fact]
     public async Task Runs_are_inserted_then_updated_and_the_oldest_pending_one_comes_next()
     {
         var thread = await CreateThreadAsync();

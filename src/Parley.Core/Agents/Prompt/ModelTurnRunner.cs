@@ -114,33 +114,42 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             ? (int)usage.OutputTokens + 4
             : tokens.CountMessage(message.MessageBody);
 
+    /// <summary>Messages the first history read asks for; each further read asks for twice as many, up to 512.</summary>
+    internal const int FirstHistoryPage = 32;
+
     /// <summary>
     /// The instructions and as much of the history as fits <paramref name="budget"/> tokens, newest kept first. The
     /// newest message (the one being answered) is always sent. A reply the model reported usage for costs its output
-    /// tokens as the model counted them (<see cref="Cost"/>).
+    /// tokens as the model counted them (<see cref="Cost"/>). The history is read newest first
+    /// (<see cref="IThreadStore.ListMessagesBeforeAsync"/>) and the reads stop once the budget is full: every turn read
+    /// the whole thread before, oldest first, so a thread's n-th turn read n messages to send the last few.
     /// </summary>
     internal async Task<List<ChatMessage>> BuildContextAsync(ModelTurn turn, int budget, CancellationToken cancellationToken)
     {
-        var history = new List<ThreadMessage>();
-        long after = 0;
-        while (true)
-        {
-            var page = await threads.ListMessagesAsync(turn.Thread.Id, after, 500, cancellationToken);
-            history.AddRange(page);
-            if (page.Count < 500) break;
-            after = page[^1].Sequence;
-        }
-
         var remaining = budget - tokens.CountMessage(turn.Instructions);
         var kept = new List<ChatMessage>();
-        for (var i = history.Count - 1; i >= 0; i--)
+        var before = long.MaxValue;
+        var pageSize = FirstHistoryPage;
+        var full = false;
+        while (true)
         {
-            var m = history[i];
-            if (m.Status == MessageStatus.FAILED || string.IsNullOrEmpty(m.MessageBody)) continue;
-            var cost = Cost(m);
-            if (cost > remaining && kept.Count > 0) break;
-            remaining -= cost;
-            kept.Add(new ChatMessage(m.Direction == MessageDirection.INBOUND ? ChatRole.User : ChatRole.Assistant, m.MessageBody));
+            var page = await threads.ListMessagesBeforeAsync(turn.Thread.Id, before, pageSize, cancellationToken);
+            for (var i = 0; i < page.Count; i++)
+            {
+                var m = page[i];
+                if (m.Status == MessageStatus.FAILED || string.IsNullOrEmpty(m.MessageBody)) continue;
+                var cost = Cost(m);
+                if (cost > remaining && kept.Count > 0)
+                {
+                    full = true;
+                    break;
+                }
+                remaining -= cost;
+                kept.Add(new ChatMessage(m.Direction == MessageDirection.INBOUND ? ChatRole.User : ChatRole.Assistant, m.MessageBody));
+            }
+            if (full || page.Count < pageSize) break;
+            before = page[^1].Sequence;
+            pageSize = Math.Min(pageSize * 2, 512);
         }
         kept.Reverse();
         return [new ChatMessage(ChatRole.System, turn.Instructions), .. kept];
