@@ -34,10 +34,10 @@ internal sealed class ParleyProcess : IAsyncDisposable
     /// <param name="serverDll">Path of the built Parley.Server.dll.</param>
     /// <param name="replyTokens">Deltas per scripted reply.</param>
     /// <param name="tokenDelayMs">Pause before each delta (ms; 0 = as fast as the server takes them).</param>
-    /// <param name="timestamps">Stamp each delta with the model's yield time (single-stream delay).</param>
+    /// <param name="timestamps">Which deltas the model stamps with its yield time (<see cref="Stamps"/>).</param>
     /// <param name="heartbeatSeconds">Idle-stream heartbeat interval (s).</param>
     /// <param name="extraArguments">More configuration flags (the two-node mode passes its connection strings here, see Cluster.cs).</param>
-    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs, bool timestamps = false, int heartbeatSeconds = 15, IEnumerable<string>? extraArguments = null)
+    public static async Task<ParleyProcess> StartAsync(string serverDll, int replyTokens, double tokenDelayMs, Stamps timestamps = Stamps.None, int heartbeatSeconds = 15, IEnumerable<string>? extraArguments = null)
     {
         if (!File.Exists(serverDll)) throw new FileNotFoundException($"Parley server not built: {serverDll} (run: dotnet build -c Release src/Parley.Server)");
         var folder = Directory.CreateTempSubdirectory("parley-bench-").FullName;
@@ -59,7 +59,8 @@ internal sealed class ParleyProcess : IAsyncDisposable
             $"--Parley:Demo:ApiKey={ApiKey}", "--Parley:Demo:PrintBanner=false", $"--Parley:Agents:Path={agents}", "--Parley:Agents:Watch=false",
             "--Parley:Models:bench:Provider=scripted", $"--Parley:Models:bench:ScriptedTokens={replyTokens}",
             $"--Parley:Models:bench:ScriptedDelayMs={tokenDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
-            $"--Parley:Models:bench:ScriptedTimestamps={timestamps}", "--Parley:Metrics:Prometheus=true",
+            $"--Parley:Models:bench:ScriptedTimestamps={timestamps != Stamps.None}",
+            $"--Parley:Models:bench:ScriptedTimestampsFirstTokenOnly={timestamps == Stamps.FirstToken}", "--Parley:Metrics:Prometheus=true",
             "--Parley:RateLimits:RequestsPerMinute=100000000", "--Parley:RateLimits:Burst=1000000", "--Parley:RateLimits:MaxConcurrentStreams=1000000",
             "--Parley:Runs:MaxConcurrentRuns=2048", $"--Parley:Streaming:HeartbeatSeconds={heartbeatSeconds}", "--Logging:LogLevel:Default=Warning",
         }.Concat(extraArguments ?? [])) info.ArgumentList.Add(arg);
@@ -95,4 +96,17 @@ internal sealed class ParleyProcess : IAsyncDisposable
         await ChildProcess.EndAsync(_process);
         try { Directory.Delete(_folder, recursive: true); } catch (IOException) { }
     }
+}
+
+/// <summary>Which deltas the scripted model stamps with the moment it yields them (<c>ScriptedTimestamps</c>, docs/models.md).</summary>
+internal enum Stamps
+{
+    /// <summary>None: replies as a model writes them.</summary>
+    None,
+
+    /// <summary>The first delta only, with the moment the model was called too: for scenarios that measure the first delta.</summary>
+    FirstToken,
+
+    /// <summary>Every delta: for scenarios that measure every delta's delay (each delta ≈ 20 characters longer).</summary>
+    EveryToken,
 }

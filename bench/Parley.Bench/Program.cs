@@ -65,7 +65,7 @@ if (Wants("single-stream"))
     var tokens = quick ? 2_000 : 10_000;
     // Unpaced: the model yields all deltas at once, so this measures throughput; a delta's delay then includes waiting
     // behind the ones before it. Each delta carries the model's yield time (Stopwatch ticks, shared by the processes).
-    await using (var parley = await ParleyProcess.StartAsync(serverDll, tokens, 0, timestamps: true))
+    await using (var parley = await ParleyProcess.StartAsync(serverDll, tokens, 0, Stamps.EveryToken))
     {
         using var http = NewClient(parley.Address);
         await WarmUpAsync(http, workers: 2, TimeSpan.FromSeconds(quick ? 2 : 5));
@@ -85,7 +85,7 @@ if (Wants("single-stream"))
     }
     // Paced like a model (one delta per millisecond, faster than real models): the delay from the model's yield to the
     // client's parse is what Parley adds to each token.
-    await using (var parley = await ParleyProcess.StartAsync(serverDll, tokens, 1, timestamps: true))
+    await using (var parley = await ParleyProcess.StartAsync(serverDll, tokens, 1, Stamps.EveryToken))
     {
         using var http = NewClient(parley.Address);
         await WarmUpAsync(http, workers: 2, TimeSpan.FromSeconds(quick ? 2 : 5));
@@ -151,13 +151,14 @@ if (Wants("concurrent-runs"))
 // so about C runs stream at any moment. Clients start at random moments within one reply's length, and only the
 // steady-state window is measured. Each first delta carries the moment the model was called and the moment it yielded
 // (ScriptedTimestamps), so the client splits POST → first delta into the server's part (POST → model called, plus
-// yield → client parse) and the model's (its 25 ms pause before the first token).
+// yield → client parse) and the model's (its 25 ms pause before the first token). Only the first delta is stamped: a
+// stamp on every delta made each reply, and the history each later turn reads and holds, ≈ 2.75× as long.
 if (Wants("concurrent-runs-paced"))
 {
     var c = Option("--concurrency") is { } only ? int.Parse(only, CultureInfo.InvariantCulture) : quick ? 200 : 1_000;
     const double TokenDelayMs = 25;
     const int Tokens = 200;
-    await using var parley = await ParleyProcess.StartAsync(serverDll, Tokens, TokenDelayMs, timestamps: true);
+    await using var parley = await ParleyProcess.StartAsync(serverDll, Tokens, TokenDelayMs, Stamps.FirstToken);
     using var http = NewClient(parley.Address);
     await WarmUpAsync(http, workers: 200, TimeSpan.FromSeconds(quick ? 5 : 10));
     var threads = await Task.WhenAll(Enumerable.Range(0, c).Select(_ => CreateThreadAsync(http, ParleyProcess.StreamingAgent)));

@@ -38,6 +38,7 @@ public sealed class ScriptedChatClient(ModelOptions options) : IChatClient
             cancellationToken.ThrowIfCancellationRequested();
             var text = !(options.ScriptedTimestamps && options.ScriptedTokens > 0) ? piece
                 : first ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{called}@{System.Diagnostics.Stopwatch.GetTimestamp()}")
+                : options.ScriptedTimestampsFirstTokenOnly ? piece
                 : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{System.Diagnostics.Stopwatch.GetTimestamp()}");
             first = false;
             yield return new ChatResponseUpdate(ChatRole.Assistant, text) { ResponseId = responseId, ModelId = options.Model ?? "scripted" };

@@ -20,4 +20,36 @@ public sealed class ScriptedModelTests
         Assert.Equal(3, response.Usage?.OutputTokenCount);
         Assert.Equal(20, response.Usage?.TotalTokenCount);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Timestamps_stamp_every_token_or_only_the_first_with_the_call_time(bool firstTokenOnly)
+    {
+        var model = new ScriptedChatClient(new ModelOptions
+        {
+            Provider = "scripted", ScriptedTokens = 3, ScriptedTimestamps = true, ScriptedTimestampsFirstTokenOnly = firstTokenOnly,
+        });
+        var before = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        var texts = new List<string>();
+        await foreach (var update in model.GetStreamingResponseAsync([new(ChatRole.User, "hi")], cancellationToken: TestContext.Current.CancellationToken))
+            if (update.Text.Length > 0) texts.Add(update.Text);
+        var after = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        Assert.Equal(3, texts.Count);
+        var first = texts[0].Split('@');
+        Assert.Equal("token1", first[0]);
+        Assert.InRange(long.Parse(first[1]), before, long.Parse(first[2]));
+        Assert.InRange(long.Parse(first[2]), before, after);
+        if (firstTokenOnly)
+            Assert.Equal([" token2", " token3"], texts[1..]);
+        else
+            for (var i = 1; i < 3; i++)
+            {
+                var stamped = texts[i].Split('@');
+                Assert.Equal($" token{i + 1}", stamped[0]);
+                Assert.InRange(long.Parse(stamped[1]), before, after);
+            }
+    }
 }
