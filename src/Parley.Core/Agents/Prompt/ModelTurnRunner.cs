@@ -115,7 +115,7 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             : tokens.CountMessage(message.MessageBody);
 
     /// <summary>Messages the first history read asks for; each further read asks for twice as many, up to 512.</summary>
-    internal const int FirstHistoryPage = 32;
+    private const int FirstHistoryPage = 32;
 
     /// <summary>
     /// The instructions and as much of the history as fits <paramref name="budget"/> tokens, newest kept first. The
