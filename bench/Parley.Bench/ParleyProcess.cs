@@ -107,6 +107,6 @@ internal enum Stamps
     /// <summary>The first delta only, with the moment the model was called too: for scenarios that measure the first delta.</summary>
     FirstToken,
 
-    /// <summary>Every delta: for scenarios that measure every delta's delay (each delta ≈ 20 characters longer).</summary>
+    /// <summary>Every delta: for scenarios that measure every delta's delay (each delta ≈ 15 characters longer).</summary>
     EveryToken,
 }

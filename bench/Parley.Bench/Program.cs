@@ -152,7 +152,7 @@ if (Wants("concurrent-runs"))
 // steady-state window is measured. Each first delta carries the moment the model was called and the moment it yielded
 // (ScriptedTimestamps), so the client splits POST → first delta into the server's part (POST → model called, plus
 // yield → client parse) and the model's (its 25 ms pause before the first token). Only the first delta is stamped: a
-// stamp on every delta made each reply, and the history each later turn reads and holds, ≈ 2.75× as long.
+// stamp on every delta made each reply, and the history each later turn reads and holds, ≈ 2.7× as long.
 if (Wants("concurrent-runs-paced"))
 {
     var c = Option("--concurrency") is { } only ? int.Parse(only, CultureInfo.InvariantCulture) : quick ? 200 : 1_000;

@@ -54,9 +54,9 @@ public sealed class ModelOptions
 
     /// <summary>
     /// scripted, with <see cref="ScriptedTimestamps"/>: stamp only the first token (<c>token1@called@yielded</c>); the
-    /// others stay plain (default false). For a benchmark that measures only the first delta: every stamp adds ≈ 20
-    /// characters to a token of ≈ 8, so stamping all of them made each stored reply, and the history every later turn
-    /// reads and holds, ≈ 2.75× as long as the reply it stands for.
+    /// others stay plain (default false). For a benchmark that measures only the first delta: every stamp adds ≈ 15
+    /// characters to a token of ≈ 9, so stamping all of them made each stored reply, and the history every later turn
+    /// reads and holds, ≈ 2.7× as long as the reply it stands for.
     /// </summary>
     public bool ScriptedTimestampsFirstTokenOnly { get; set; }
 }

@@ -252,6 +252,30 @@ public sealed class PromptAgentTests : ModelRigTests
     }
 
     [Fact]
+    public async Task A_budget_that_fills_inside_a_full_read_sends_no_older_message_even_one_that_would_fit()
+    {
+        // 600 context tokens minus the agent's 200 output tokens: ≈ 390 for the history after the instructions.
+        await using var server = await StartParleyAsync(contextTokens: 600);
+        var threadId = (await server.Client.CreateThreadAsync(AgentId, variables: new { name = "Ada" })).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        // 25 turns, 50 messages: the newest 32 (the first read) hold turn 11, whose question is larger than the whole
+        // budget. Everything after it fits, and so would turn 1's short "hi", read in the second page: a turn must stop
+        // at the first message that does not fit, not skip it and send older ones.
+        const int turns = 25, tooLarge = 11;
+        for (var turn = 1; turn <= turns; turn++)
+        {
+            Model.Enqueue(new TextReply([$"answer {turn}"]));
+            var question = turn == 1 ? "hi" : turn == tooLarge ? string.Join(' ', Enumerable.Repeat("lorem", 1000)) : $"question {turn}";
+            await server.Client.SendAsync(threadId, question);
+            await all.ReadUntilAsync(e => e.EventType == "run.completed");
+        }
+
+        var last = Model.Requests.ToArray()[^1]["messages"]!.AsArray().Select(m => ContentText(m!)).ToList();
+        var expected = Enumerable.Range(tooLarge + 1, turns - tooLarge).SelectMany(t => t == turns ? [$"question {t}"] : new[] { $"question {t}", $"answer {t}" });
+        Assert.Equal(["You help Ada with orders.", $"answer {tooLarge}", .. expected], last);
+    }
+
+    [Fact]
     public async Task A_reply_costs_the_context_the_output_tokens_its_model_reported()
     {
         // 320 context tokens minus the agent's 200 output tokens: 120 for the prompt.

@@ -52,4 +52,14 @@ public sealed class ScriptedModelTests
                 Assert.InRange(long.Parse(stamped[1]), before, after);
             }
     }
+
+    [Fact]
+    public async Task The_first_token_only_option_alone_stamps_nothing()
+    {
+        var model = new ScriptedChatClient(new ModelOptions { Provider = "scripted", ScriptedTokens = 2, ScriptedTimestampsFirstTokenOnly = true });
+
+        var response = await model.GetResponseAsync([new(ChatRole.User, "hi")], cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.Equal("token1 token2", response.Text);
+    }
 }

@@ -105,8 +105,8 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
     /// <summary>
     /// Tokens <paramref name="message"/> costs in the context: for a reply whose model reported usage, the output tokens
     /// it reported (the model's own count; with tool rounds it includes their output too, so it errs toward sending less)
-    /// plus the per-message overhead; otherwise the text counted with <see cref="TokenCounter"/>. Every turn weighs its
-    /// whole history, and each new reply's text was tokenized again by the next turn: ≈ 6 % of the server's CPU with
+    /// plus the per-message overhead; otherwise the text counted with <see cref="TokenCounter"/>. Every turn weighs the
+    /// history it reads, and each new reply's text was tokenized again by the next turn: ≈ 6 % of the server's CPU with
     /// 1,000 threads streaming (docs/benchmarks.md).
     /// </summary>
     private int Cost(ThreadMessage message) =>
@@ -114,8 +114,11 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             ? (int)usage.OutputTokens + 4
             : tokens.CountMessage(message.MessageBody);
 
-    /// <summary>Messages the first history read asks for; each further read asks for twice as many, up to 512.</summary>
+    /// <summary>Messages the first history read asks for; each further read asks for twice as many, up to <see cref="MaxHistoryPage"/>.</summary>
     private const int FirstHistoryPage = 32;
+
+    /// <summary>Messages one history read asks for at most.</summary>
+    private const int MaxHistoryPage = 512;
 
     /// <summary>
     /// The instructions and as much of the history as fits <paramref name="budget"/> tokens, newest kept first. The
@@ -149,7 +152,7 @@ public sealed class ModelTurnRunner(ModelCatalog models, IThreadStore threads, T
             }
             if (full || page.Count < pageSize) break;
             before = page[^1].Sequence;
-            pageSize = Math.Min(pageSize * 2, 512);
+            pageSize = Math.Min(pageSize * 2, MaxHistoryPage);
         }
         kept.Reverse();
         return [new ChatMessage(ChatRole.System, turn.Instructions), .. kept];
