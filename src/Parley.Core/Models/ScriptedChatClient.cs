@@ -30,17 +30,16 @@ public sealed class ScriptedChatClient(ModelOptions options) : IChatClient
         var delay = TimeSpan.FromMilliseconds(options.ScriptedDelayMs);
         var responseId = $"scripted-{Guid.NewGuid():N}";
         var called = System.Diagnostics.Stopwatch.GetTimestamp();
-        var first = true;
+        var stampFirst = options.ScriptedTimestamps && options.ScriptedTokens > 0;
+        var stampRest = stampFirst && !options.ScriptedTimestampsFirstTokenOnly;
         for (var i = 0; i < pieces.Count; i++)
         {
             var piece = pieces[i];
             if (delay > TimeSpan.Zero) await Task.Delay(delay, cancellationToken);
             cancellationToken.ThrowIfCancellationRequested();
-            var text = !(options.ScriptedTimestamps && options.ScriptedTokens > 0) ? piece
-                : first ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{called}@{System.Diagnostics.Stopwatch.GetTimestamp()}")
-                : options.ScriptedTimestampsFirstTokenOnly ? piece
-                : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{System.Diagnostics.Stopwatch.GetTimestamp()}");
-            first = false;
+            var text = i == 0 && stampFirst ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{called}@{System.Diagnostics.Stopwatch.GetTimestamp()}")
+                : i > 0 && stampRest ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{piece}@{System.Diagnostics.Stopwatch.GetTimestamp()}")
+                : piece;
             yield return new ChatResponseUpdate(ChatRole.Assistant, text) { ResponseId = responseId, ModelId = options.Model ?? "scripted" };
         }
         var input = EstimateInputTokens(messages);
