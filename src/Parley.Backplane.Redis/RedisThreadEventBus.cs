@@ -32,7 +32,7 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
 
     private sealed class ThreadChannel
     {
-        public List<ThreadEventSubscription> Subscribers { get; } = [];
+        public ThreadSubscriberSet Subscribers { get; } = new();
         public required Task<ChannelMessageQueue> Queue { get; init; }
     }
 
@@ -65,7 +65,7 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
         {
             if (!_threads.TryGetValue(threadId, out var channel))
                 _threads[threadId] = channel = new ThreadChannel { Queue = SubscribeRedisAsync(threadId) };
-            channel.Subscribers.Add(subscription);
+            channel.Subscribers.TryAdd(subscription); // true: an emptied set leaves _threads under this lock
             queue = channel.Queue;
         }
         // The reader replays from the store right after this returns: wait until Redis confirmed the subscription, so
@@ -132,15 +132,13 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
 
     private void Deliver(Guid threadId, IReadOnlyList<ThreadEvent> events)
     {
-        ThreadEventSubscription[] subscribers;
+        ThreadSubscriberSet subscribers;
         lock (_gate)
         {
             if (!_threads.TryGetValue(threadId, out var channel)) return;
-            subscribers = channel.Subscribers.ToArray();
+            subscribers = channel.Subscribers;
         }
-        foreach (var subscriber in subscribers)
-            foreach (var e in events)
-                subscriber.Offer(e);
+        subscribers.Offer(events); // a set emptied meanwhile offers to no one
     }
 
     private void Unsubscribe(ThreadEventSubscription subscription)
@@ -149,8 +147,7 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
         lock (_gate)
         {
             if (!_threads.TryGetValue(subscription.ThreadId, out var channel)) return;
-            channel.Subscribers.Remove(subscription);
-            if (channel.Subscribers.Count == 0)
+            if (channel.Subscribers.Remove(subscription))
             {
                 _threads.Remove(subscription.ThreadId);
                 last = channel.Queue;
@@ -164,8 +161,9 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
     // the store and subscribes again.
     private void ResyncAll()
     {
-        List<ThreadEventSubscription> all;
-        lock (_gate) all = _threads.Values.SelectMany(c => c.Subscribers).ToList();
+        List<ThreadEventSubscription> all = [];
+        lock (_gate)
+            foreach (var channel in _threads.Values) channel.Subscribers.CopyTo(all);
         Log.Resync(_logger, all.Count);
         foreach (var subscription in all) subscription.Resync();
     }

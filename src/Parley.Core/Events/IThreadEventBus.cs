@@ -50,6 +50,9 @@ public sealed class ThreadEventSubscription : IDisposable
     /// <summary>Live events, in publish order. One reader at a time.</summary>
     public ChannelReader<ThreadEvent> Reader => _queue;
 
+    /// <summary>Where <see cref="ThreadSubscriberSet"/> keeps this subscription (−1 while in none), so removing it is O(1).</summary>
+    internal int SlotInSet { get; set; } = -1;
+
     /// <summary>True once the subscriber fell too far behind; the queue is then complete.</summary>
     public bool Overflowed { get; private set; }
 

@@ -1,12 +1,11 @@
 using System.Collections.Concurrent;
-using System.Collections.Immutable;
 
 namespace Parley.Core.Events;
 
 /// <summary>The default <see cref="IThreadEventBus"/>: fan-out inside one process.</summary>
 public sealed class InProcessThreadEventBus : IThreadEventBus
 {
-    private readonly ConcurrentDictionary<Guid, ImmutableArray<ThreadEventSubscription>> _subscribers = new();
+    private readonly ConcurrentDictionary<Guid, ThreadSubscriberSet> _subscribers = new();
 
     /// <summary>One delegate for every subscription (each open stream held one of its own).</summary>
     private readonly Action<ThreadEventSubscription> _unsubscribe;
@@ -18,17 +17,16 @@ public sealed class InProcessThreadEventBus : IThreadEventBus
     public ThreadEventSubscription Subscribe(Guid threadId)
     {
         var subscription = new ThreadEventSubscription(threadId, _unsubscribe);
-        _subscribers.AddOrUpdate(threadId, [subscription], (_, list) => list.Add(subscription));
+        // A set found closed lost its last subscriber a moment ago and is on its way out of the dictionary: start anew.
+        while (!_subscribers.GetOrAdd(threadId, static _ => new ThreadSubscriberSet()).TryAdd(subscription))
+            Thread.Yield();
         return subscription;
     }
 
     /// <inheritdoc />
     public void Publish(IReadOnlyList<ThreadEvent> events)
     {
-        if (events.Count == 0 || !_subscribers.TryGetValue(events[0].ThreadId, out var subscribers)) return;
-        foreach (var subscriber in subscribers)
-            for (var i = 0; i < events.Count; i++) // not foreach: an interface's enumerator is an allocation per publish
-                subscriber.Offer(events[i]);
+        if (events.Count > 0 && _subscribers.TryGetValue(events[0].ThreadId, out var subscribers)) subscribers.Offer(events);
     }
 
     /// <summary>Number of threads with at least one subscriber (for metrics and tests).</summary>
@@ -36,13 +34,7 @@ public sealed class InProcessThreadEventBus : IThreadEventBus
 
     private void Unsubscribe(ThreadEventSubscription subscription)
     {
-        while (_subscribers.TryGetValue(subscription.ThreadId, out var list))
-        {
-            var updated = list.Remove(subscription);
-            var done = updated.IsEmpty
-                ? _subscribers.TryRemove(new KeyValuePair<Guid, ImmutableArray<ThreadEventSubscription>>(subscription.ThreadId, list))
-                : _subscribers.TryUpdate(subscription.ThreadId, updated, list);
-            if (done) return;
-        }
+        if (_subscribers.TryGetValue(subscription.ThreadId, out var set) && set.Remove(subscription))
+            _subscribers.TryRemove(new KeyValuePair<Guid, ThreadSubscriberSet>(subscription.ThreadId, set));
     }
 }
