@@ -225,6 +225,8 @@ if (Wants("concurrent-runs-paced"))
     await Task.Delay(1500);
     var metricsAfter = await parley.ScrapeAsync();
     var queueWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_run_queue_wait_milliseconds");
+    var normalWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"normal\"");
+    var bulkWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"bulk\"");
     var floor = await MeasurePacedFloorAsync(c, Tokens, TokenDelayMs, ramp, TimeSpan.FromSeconds(quick ? 5 : 10));
     Report($"concurrent-runs-paced-{c}", new()
     {
@@ -246,6 +248,10 @@ if (Wants("concurrent-runs-paced"))
         ["first_yield_to_parse_p50_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.50), 2),
         ["first_yield_to_parse_p99_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.99), 2),
         ["server_queue_wait_p99_ms_le"] = queueWait.Quantile(0.99),
+        // How long the store's writes waited for its writer thread (three normal ones come before a reply's first token).
+        ["server_normal_write_wait_p50_ms_le"] = normalWriteWait.Quantile(0.50),
+        ["server_normal_write_wait_p99_ms_le"] = normalWriteWait.Quantile(0.99),
+        ["server_bulk_write_wait_p99_ms_le"] = bulkWriteWait.Quantile(0.99),
         ["server_cpu_cores"] = Math.Round(serverCpu / drained.TotalSeconds, 2),
         ["bench_cpu_cores"] = Math.Round(benchCpu / drained.TotalSeconds, 2),
         ["errors"] = errors,
@@ -612,15 +618,18 @@ internal sealed record RunFigures(int Deltas, double FirstDeltaMs, double Stream
 /// <summary>A Prometheus histogram's bucket counts, and quantiles read from them (the upper bound of the bucket).</summary>
 internal sealed record Histogram(List<(double UpperBound, double Count)> Buckets)
 {
-    /// <summary>The buckets of <paramref name="name"/> observed between two scrapes of the server's <c>/metrics</c>.</summary>
-    public static Histogram Between(string before, string after, string name)
+    /// <summary>
+    /// The buckets of <paramref name="name"/> observed between two scrapes of the server's <c>/metrics</c>: of every
+    /// series, or only of those whose labels include <paramref name="label"/> (as written, e.g. <c>priority="normal"</c>).
+    /// </summary>
+    public static Histogram Between(string before, string after, string name, string? label = null)
     {
-        var b = Parse(before, name);
-        return new Histogram(Parse(after, name).Select(x => (x.UpperBound, x.Count - b.Where(y => y.UpperBound == x.UpperBound).Sum(y => y.Count))).ToList());
+        var b = Parse(before, name, label);
+        return new Histogram(Parse(after, name, label).Select(x => (x.UpperBound, x.Count - b.Where(y => y.UpperBound == x.UpperBound).Sum(y => y.Count))).ToList());
     }
 
-    private static List<(double UpperBound, double Count)> Parse(string text, string name) => text.Split('\n')
-        .Where(l => l.StartsWith(name + "_bucket{", StringComparison.Ordinal))
+    private static List<(double UpperBound, double Count)> Parse(string text, string name, string? label) => text.Split('\n')
+        .Where(l => l.StartsWith(name + "_bucket{", StringComparison.Ordinal) && (label is null || l.Contains(label, StringComparison.Ordinal)))
         .Select(l =>
         {
             var le = l[(l.IndexOf("le=\"", StringComparison.Ordinal) + 4)..];

@@ -403,7 +403,7 @@ public sealed partial class SqliteStore : IDisposable
             {
                 TrustThreadCacheIfUnchanged(connection);
                 if (batch.Count == 1 && bulk.Count == 0)
-                    batch[0].Execute(connection, tx); // a lone write needs no savepoint: its transaction rolls back instead
+                    Execute(batch[0], connection, tx); // a lone write needs no savepoint: its transaction rolls back instead
                 else
                 {
                     var events = 0;
@@ -413,7 +413,7 @@ public sealed partial class SqliteStore : IDisposable
                         // Savepoint statements are kept prepared and run through SQLite's own API (SqliteTransaction.Save
                         // and Release parse a new statement on every call: two per write).
                         Savepoint(connection, "SAVEPOINT w");
-                        if (batch[i].Execute(connection, tx))
+                        if (Execute(batch[i], connection, tx))
                         {
                             Savepoint(connection, "RELEASE w");
                             events += batch[i].Events.Count;
@@ -460,6 +460,17 @@ public sealed partial class SqliteStore : IDisposable
 
     private static void Savepoint(SqliteConnection connection, string sql) => RawStatement.For(connection, sql).Execute();
 
+    private static readonly KeyValuePair<string, object?> NormalPriority = new("priority", "normal");
+    private static readonly KeyValuePair<string, object?> BulkPriority = new("priority", "bulk");
+
+    // Runs one write of the batch, first recording how long it waited for the writer thread.
+    private bool Execute(PendingWrite write, SqliteConnection connection, SqliteTransaction tx)
+    {
+        if (_metrics.StoreWriteWait.Enabled)
+            _metrics.StoreWriteWait.Record(System.Diagnostics.Stopwatch.GetElapsedTime(write.QueuedAt).TotalMilliseconds, write.IsBulk ? BulkPriority : NormalPriority);
+        return write.Execute(connection, tx);
+    }
+
     // Moves the oldest bulk write still wanted (not cancelled by its caller) into the batch; false when none is left.
     private static bool TakeBulk(Queue<PendingWrite> bulk, List<PendingWrite> batch)
     {
@@ -477,6 +488,9 @@ public sealed partial class SqliteStore : IDisposable
     {
         /// <summary>Committed after the normal writes queued with it (<see cref="Core.Storage.WritePriority.Bulk"/>).</summary>
         public bool IsBulk { get; init; }
+
+        /// <summary>When it was queued (<see cref="System.Diagnostics.Stopwatch"/> timestamp).</summary>
+        public long QueuedAt { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
 
         private int _state; // 0 queued, 1 claimed by the writer, 2 cancelled by the caller
 

@@ -23,6 +23,9 @@ public sealed class ParleyMetrics
         TimeToFirstOutput = meter.CreateHistogram<double>("parley.run.time_to_first_delta", "ms", "Time from a run's start to its first text delta or message.", advice: MillisecondBuckets);
         RunQueueWait = meter.CreateHistogram<double>("parley.run.queue_wait", "ms", "Time from a run being queued (the message's POST) to its start.", advice: MillisecondBuckets);
         QueuedRuns = meter.CreateUpDownCounter<long>("parley.runs.queued", "{run}", "Runs waiting to start (queue depth).");
+        StoreWriteWait = meter.CreateHistogram<double>("parley.store.write_wait", "ms",
+            "Time a write to the embedded (SQLite) store waited for its single writer thread, from queued to executed, tagged priority (normal or bulk).",
+            advice: MillisecondBuckets);
     }
 
     /// <summary>SSE streams open now.</summary>
@@ -51,4 +54,11 @@ public sealed class ParleyMetrics
 
     /// <summary>Runs waiting to start.</summary>
     public UpDownCounter<long> QueuedRuns { get; }
+
+    /// <summary>
+    /// Time each write to the SQLite store waited for the writer thread (queued → executed inside a transaction), in
+    /// milliseconds, tagged <c>priority</c> = <c>normal</c> (messages, a run's start and first output, every other
+    /// change) or <c>bulk</c> (further deltas of a streaming reply, which yield to normal ones).
+    /// </summary>
+    public Histogram<double> StoreWriteWait { get; }
 }

@@ -38,6 +38,9 @@ public sealed class MetricsTests
         Assert.True(Sum(text, "parley_run_duration_milliseconds_count") >= 1, text);
         Assert.True(Sum(text, "parley_run_time_to_first_delta_milliseconds_count") >= 1, text);
         Assert.Contains("parley_runs_queued", text);
+        // The message's and the run's writes waited for the SQLite writer thread: normal writes, each one recorded.
+        Assert.True(Sum(text, "parley_store_write_wait_milliseconds_count") >= 3, text);
+        Assert.Contains(text.Split('\n'), l => l.StartsWith("parley_store_write_wait_milliseconds_bucket{") && l.Contains("priority=\"normal\""));
 
         var withoutMetrics = await ParleyTestServer.StartAsync();
         await using (withoutMetrics)
