@@ -60,13 +60,24 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
     public ThreadEventSubscription Subscribe(Guid threadId)
     {
         var subscription = new ThreadEventSubscription(threadId, _unsubscribe);
+        // The set is changed outside _gate, so a large fan-out on one thread (which holds that thread's set) never holds
+        // up the node's other threads. A set closed by its last subscriber's leaving is dropped here if it is still in
+        // the map, and a fresh channel started.
         Task<ChannelMessageQueue> queue;
-        lock (_gate)
+        while (true)
         {
-            if (!_threads.TryGetValue(threadId, out var channel))
-                _threads[threadId] = channel = new ThreadChannel { Queue = SubscribeRedisAsync(threadId) };
-            channel.Subscribers.TryAdd(subscription); // true: an emptied set leaves _threads under this lock
-            queue = channel.Queue;
+            ThreadChannel? channel;
+            lock (_gate)
+            {
+                if (!_threads.TryGetValue(threadId, out channel))
+                    _threads[threadId] = channel = new ThreadChannel { Queue = SubscribeRedisAsync(threadId) };
+            }
+            if (channel.Subscribers.TryAdd(subscription))
+            {
+                queue = channel.Queue;
+                break;
+            }
+            Forget(threadId, channel);
         }
         // The reader replays from the store right after this returns: wait until Redis confirmed the subscription, so
         // nothing published after the replay can slip past both. When Redis is down, go on: the store covers it.
@@ -143,27 +154,30 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
 
     private void Unsubscribe(ThreadEventSubscription subscription)
     {
-        Task<ChannelMessageQueue>? last = null;
+        ThreadChannel? channel;
         lock (_gate)
-        {
-            if (!_threads.TryGetValue(subscription.ThreadId, out var channel)) return;
-            if (channel.Subscribers.Remove(subscription))
-            {
-                _threads.Remove(subscription.ThreadId);
-                last = channel.Queue;
-            }
-        }
-        last?.ContinueWith(static t => { if (t.IsCompletedSuccessfully) t.Result.Unsubscribe(CommandFlags.FireAndForget); },
+            if (!_threads.TryGetValue(subscription.ThreadId, out channel)) return;
+        if (!channel.Subscribers.Remove(subscription)) return; // not the last one
+        Forget(subscription.ThreadId, channel);
+        channel.Queue.ContinueWith(static t => { if (t.IsCompletedSuccessfully) t.Result.Unsubscribe(CommandFlags.FireAndForget); },
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    // Drops a channel whose set its last subscriber closed, if the map still holds it.
+    private void Forget(Guid threadId, ThreadChannel channel)
+    {
+        lock (_gate)
+            if (_threads.TryGetValue(threadId, out var current) && ReferenceEquals(current, channel)) _threads.Remove(threadId);
     }
 
     // Events published while the connection was down never reached this node: every local stream catches up from
     // the store and subscribes again.
     private void ResyncAll()
     {
+        List<ThreadChannel> channels;
+        lock (_gate) channels = [.. _threads.Values];
         List<ThreadEventSubscription> all = [];
-        lock (_gate)
-            foreach (var channel in _threads.Values) channel.Subscribers.CopyTo(all);
+        foreach (var channel in channels) channel.Subscribers.CopyTo(all);
         Log.Resync(_logger, all.Count);
         foreach (var subscription in all) subscription.Resync();
     }

@@ -13,7 +13,10 @@ public interface IThreadEventBus
     /// <summary>Starts receiving the events of <paramref name="threadId"/> published from now on. Dispose to stop.</summary>
     ThreadEventSubscription Subscribe(Guid threadId);
 
-    /// <summary>Delivers <paramref name="events"/> (all of one thread, in sequence order) to the thread's subscribers. Never blocks.</summary>
+    /// <summary>
+    /// Delivers <paramref name="events"/> (all of one thread, in sequence order) to the thread's subscribers. Never waits
+    /// for a subscriber (a full queue overflows instead); it may wait for a publish of the same thread on another thread.
+    /// </summary>
     void Publish(IReadOnlyList<ThreadEvent> events);
 }
 
@@ -59,7 +62,8 @@ public sealed class ThreadEventSubscription : IDisposable
     /// <summary>
     /// When set, <see cref="Offer"/> queues only the events this accepts, so a subscriber that waits for one kind of
     /// event (<see cref="ThreadEventWatcher"/>) is not woken by every other. Called on the publishing thread: keep it
-    /// cheap and free of side effects. Events offered before it is set are queued unfiltered.
+    /// cheap and free of side effects (it runs under the bus's lock for the thread: it must not subscribe or dispose a
+    /// subscription). Events offered before it is set are queued unfiltered.
     /// </summary>
     public Func<ThreadEvent, bool>? Accepts { get; set; }
 

@@ -17,10 +17,14 @@ public sealed class InProcessThreadEventBus : IThreadEventBus
     public ThreadEventSubscription Subscribe(Guid threadId)
     {
         var subscription = new ThreadEventSubscription(threadId, _unsubscribe);
-        // A set found closed lost its last subscriber a moment ago and is on its way out of the dictionary: start anew.
-        while (!_subscribers.GetOrAdd(threadId, static _ => new ThreadSubscriberSet()).TryAdd(subscription))
-            Thread.Yield();
-        return subscription;
+        while (true)
+        {
+            var set = _subscribers.GetOrAdd(threadId, static _ => new ThreadSubscriberSet());
+            if (set.TryAdd(subscription)) return subscription;
+            // Closed: its last subscriber left a moment ago and is about to drop it. Drop it here (a closed set stays
+            // closed, so whoever comes first does it), then start a fresh one.
+            _subscribers.TryRemove(new KeyValuePair<Guid, ThreadSubscriberSet>(threadId, set));
+        }
     }
 
     /// <inheritdoc />

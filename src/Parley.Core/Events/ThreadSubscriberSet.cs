@@ -19,15 +19,6 @@ public sealed class ThreadSubscriberSet
 
     private readonly Lock _sync = new();
 
-    /// <summary>Subscribers now in the set.</summary>
-    public int Count
-    {
-        get
-        {
-            lock (_sync) return _count;
-        }
-    }
-
     /// <summary>Adds <paramref name="subscription"/>; false, adding nothing, when the set was closed by its last removal.</summary>
     /// <exception cref="InvalidOperationException">The subscription is already in a set.</exception>
     public bool TryAdd(ThreadEventSubscription subscription)
@@ -64,7 +55,12 @@ public sealed class ThreadSubscriberSet
         }
     }
 
-    /// <summary>Offers <paramref name="events"/> (one thread's, in sequence order) to every subscriber, in that order.</summary>
+    /// <summary>
+    /// Offers <paramref name="events"/> (one thread's, in sequence order) to every subscriber, in that order, under the
+    /// set's lock: a publish of the same thread waits for it, and a subscription's <see cref="ThreadEventSubscription.Accepts"/>
+    /// filter, called here, must not subscribe or dispose a subscription (the lock is re-entrant, and a removal during
+    /// the loop would move a subscriber past it).
+    /// </summary>
     public void Offer(IReadOnlyList<ThreadEvent> events)
     {
         lock (_sync)

@@ -125,8 +125,10 @@ public sealed class ThreadEventSubscriptionTests
         // would catch up from the store: not a miss, but most must not.
         var bus = new InProcessThreadEventBus();
         int missed = 0, overflowed = 0;
-        await Task.WhenAll(Enumerable.Range(0, 4).Select(task => Task.Run(() =>
+        using var start = new Barrier(4);
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(task => Task.Factory.StartNew(() =>
         {
+            start.SignalAndWait(TimeSpan.FromSeconds(30)); // four threads of their own, started together
             for (var i = 0; i < 2_000; i++)
             {
                 using var viewer = bus.Subscribe(Thread);
@@ -135,11 +137,34 @@ public sealed class ThreadEventSubscriptionTests
                 if (viewer.Overflowed) Interlocked.Increment(ref overflowed);
                 else if (!Drain(viewer).Contains(sequence)) Interlocked.Increment(ref missed);
             }
-        }, TestContext.Current.CancellationToken)));
+        }, TestContext.Current.CancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
 
         Assert.Equal(0, missed);
         Assert.True(overflowed < 800, $"{overflowed} of 8,000 viewers overflowed");
         Assert.Equal(0, bus.SubscribedThreadCount);
+    }
+
+    [Fact]
+    public void A_set_emptied_by_its_last_subscriber_is_closed_and_takes_no_more()
+    {
+        var set = new ThreadSubscriberSet();
+        var first = new ThreadEventSubscription(Thread, _ => { });
+        var second = new ThreadEventSubscription(Thread, _ => { });
+        var stranger = new ThreadEventSubscription(Thread, _ => { });
+        Assert.True(set.TryAdd(first));
+        Assert.True(set.TryAdd(second));
+
+        Assert.False(set.Remove(stranger)); // not in the set: nothing removed, not emptied
+        Assert.False(set.Remove(first)); // the second moves into the first's slot
+        Assert.False(set.Remove(first)); // already out
+        set.Offer([Event(1)]);
+        Assert.Equal([1L], Drain(second));
+        Assert.Empty(Drain(first));
+
+        Assert.True(set.Remove(second)); // the last: closed
+        Assert.False(set.TryAdd(stranger));
+        set.Offer([Event(2)]);
+        Assert.Empty(Drain(stranger));
     }
 
     [Fact]
