@@ -246,6 +246,7 @@ if (Wants("concurrent-runs-paced"))
     var queueWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_run_queue_wait_milliseconds");
     var normalWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"normal\"");
     var bulkWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"bulk\"");
+    var walRestarts = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_wal_restart_duration_milliseconds");
     var floor = await MeasurePacedFloorAsync(c, Tokens, TokenDelayMs, ramp, TimeSpan.FromSeconds(quick ? 5 : 10));
     Report($"concurrent-runs-paced-{c}", new()
     {
@@ -271,6 +272,11 @@ if (Wants("concurrent-runs-paced"))
         ["server_normal_write_wait_p50_ms_le"] = normalWriteWait.Quantile(0.50),
         ["server_normal_write_wait_p99_ms_le"] = normalWriteWait.Quantile(0.99),
         ["server_bulk_write_wait_p99_ms_le"] = bulkWriteWait.Quantile(0.99),
+        // WAL restarts hold the writer thread: how many ran from the first scrape to the last, and how long.
+        ["server_wal_restarts"] = walRestarts.Count,
+        ["server_wal_restarts_busy"] = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_wal_restart_duration_milliseconds", "outcome=\"busy\"").Count,
+        ["server_wal_restart_p50_ms_le"] = walRestarts.Quantile(0.50),
+        ["server_wal_restart_max_ms_le"] = walRestarts.Quantile(1.0),
         ["server_cpu_cores"] = Math.Round(serverCpu / drained.TotalSeconds, 2),
         ["bench_cpu_cores"] = Math.Round(benchCpu / drained.TotalSeconds, 2),
         ["errors"] = errors,
@@ -657,6 +663,9 @@ internal sealed record Histogram(List<(double UpperBound, double Count)> Buckets
             return (bound, double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
         })
         .GroupBy(x => x.Item1).Select(g => (g.Key, g.Sum(x => x.Item2))).OrderBy(x => x.Key).ToList();
+
+    /// <summary>Observations in all buckets.</summary>
+    public double Count => Buckets.Count == 0 ? 0 : Buckets[^1].Count;
 
     /// <summary>The smallest bucket bound with at least <paramref name="q"/> of the observations at or below it; -1 when none.</summary>
     public double Quantile(double q)

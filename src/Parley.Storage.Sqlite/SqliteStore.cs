@@ -245,10 +245,12 @@ public sealed partial class SqliteStore : IDisposable
     // and the writes queued meanwhile go on the moment it ends.
     private void RestartWal(WalRestart restart)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var busy = true;
         try
         {
             var connection = Writer();
-            try { Checkpoint(connection, "RESTART", restart.BusyTimeoutMs); }
+            try { Checkpoint(connection, "RESTART", restart.BusyTimeoutMs, out busy); }
             finally
             {
                 using var timeout = connection.CreateCommand();
@@ -261,14 +263,18 @@ public sealed partial class SqliteStore : IDisposable
         {
             restart.Done.TrySetException(ex); // the checkpointer logs it; the writer goes on
         }
+        _metrics.StoreWalRestartDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+            new KeyValuePair<string, object?>("outcome", busy ? "busy" : "restarted"));
     }
 
     // WAL frames after which a checkpoint also restarts the WAL (SqliteStoreOptions.WalRestartPages).
     private readonly int _walRestartFrames;
 
     // Runs a checkpoint (SQLite's wal_checkpoint pragma) that waits for locks at most busyTimeoutMs; returns the frames
-    // in the WAL before it.
-    private static long Checkpoint(SqliteConnection connection, string mode, int busyTimeoutMs)
+    // in the WAL before it, and whether SQLite reported it blocked (for a RESTART: the WAL did not start over).
+    private static long Checkpoint(SqliteConnection connection, string mode, int busyTimeoutMs) => Checkpoint(connection, mode, busyTimeoutMs, out _);
+
+    private static long Checkpoint(SqliteConnection connection, string mode, int busyTimeoutMs, out bool busy)
     {
         using (var timeout = connection.CreateCommand())
         {
@@ -278,7 +284,10 @@ public sealed partial class SqliteStore : IDisposable
         using var command = connection.CreateCommand();
         command.CommandText = $"PRAGMA wal_checkpoint({mode});";
         using var result = command.ExecuteReader();
-        return result.Read() ? result.GetInt64(1) : 0; // columns: busy, log frames, checkpointed frames
+        busy = false;
+        if (!result.Read()) return 0;
+        busy = result.GetInt64(0) != 0; // columns: busy, log frames, checkpointed frames
+        return result.GetInt64(1);
     }
 
     private static partial class Log

@@ -26,6 +26,9 @@ public sealed class ParleyMetrics
         StoreWriteWait = meter.CreateHistogram<double>("parley.store.write_wait", "ms",
             "Time a write to the embedded (SQLite) store waited for its single writer thread, from queued to executed, tagged priority (normal or bulk).",
             advice: MillisecondBuckets);
+        StoreWalRestartDuration = meter.CreateHistogram<double>("parley.store.wal_restart_duration", "ms",
+            "Time the embedded (SQLite) store's writer thread spent restarting the write-ahead log, during which no write commits, tagged outcome (restarted or busy).",
+            advice: MillisecondBuckets);
     }
 
     /// <summary>SSE streams open now.</summary>
@@ -61,4 +64,12 @@ public sealed class ParleyMetrics
     /// change) or <c>bulk</c> (further deltas of a streaming reply, which yield to normal ones).
     /// </summary>
     public Histogram<double> StoreWriteWait { get; }
+
+    /// <summary>
+    /// Time each WAL restart (a RESTART checkpoint, run on the SQLite store's writer thread between two transactions once
+    /// the WAL passes <c>Parley:Sqlite:WalRestartPages</c>) held the writer, in milliseconds: no write commits meanwhile.
+    /// Tagged <c>outcome</c> = <c>restarted</c>, or <c>busy</c> when readers kept the WAL from starting over (it is tried
+    /// again at the next checkpoint).
+    /// </summary>
+    public Histogram<double> StoreWalRestartDuration { get; }
 }

@@ -154,6 +154,21 @@ public sealed class SqliteGroupCommitTests
         try
         {
             var database = Path.Combine(folder, "parley.db");
+            // Each restart is measured (parley.store.wal_restart_duration). Only this test's limit is small enough to
+            // restart in a test run, so other hosts in the process add nothing here.
+            var restarts = 0;
+            using var listener = new System.Diagnostics.Metrics.MeterListener();
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == Parley.Core.Diagnostics.ParleyMetrics.MeterName && instrument.Name == "parley.store.wal_restart_duration")
+                    l.EnableMeasurementEvents(instrument);
+            };
+            listener.SetMeasurementEventCallback<double>((_, milliseconds, tags, _) =>
+            {
+                foreach (var tag in tags)
+                    if (tag is { Key: "outcome", Value: "restarted" } && milliseconds >= 0) Interlocked.Increment(ref restarts);
+            });
+            listener.Start();
             // A 1 MiB limit (256 pages) instead of 64 MiB, so a test can cross it many times.
             await using var server = await ParleyTestServer.StartAsync(folder, extraArgs: "--Parley:Sqlite:WalRestartPages=256");
             var store = server.Services.GetRequiredService<IThreadStore>();
@@ -189,6 +204,7 @@ public sealed class SqliteGroupCommitTests
             Assert.True(await reading > 0);
             Assert.True(largest < 16_000_000, $"the WAL grew to {largest:N0} bytes for ≈ 32 MB written with a 1 MiB restart limit");
             Assert.Equal(2000, (await store.ReadEventsAsync(thread, 0, 5000)).Count(e => e.Type == "test.event"));
+            Assert.True(Volatile.Read(ref restarts) > 0, "no WAL restart was measured");
         }
         finally
         {
