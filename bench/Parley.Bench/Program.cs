@@ -199,6 +199,7 @@ if (Wants("concurrent-runs-paced"))
     var serverAddedMs = new System.Collections.Concurrent.ConcurrentBag<double>();
     var postToCalledMs = new System.Collections.Concurrent.ConcurrentBag<double>();
     var yieldToParseMs = new System.Collections.Concurrent.ConcurrentBag<double>();
+    var postResponseMs = new System.Collections.Concurrent.ConcurrentBag<double>();
     bool InWindow(TimeSpan t) => t >= ramp && t < ramp + window;
     await Task.WhenAll(threads.Select(async thread =>
     {
@@ -210,6 +211,7 @@ if (Wants("concurrent-runs-paced"))
             var postedAt = clock.Elapsed;
             var posted = Stopwatch.GetTimestamp();
             await PostAsync(http, thread, "go");
+            var answered = Stopwatch.GetTimestamp();
             var first = true;
             while (await items.MoveNextAsync())
             {
@@ -223,6 +225,7 @@ if (Wants("concurrent-runs-paced"))
                     if (!InWindow(postedAt)) continue;
                     var parsed = Stopwatch.GetTimestamp();
                     firstDeltaMs.Add(Stopwatch.GetElapsedTime(posted, parsed).TotalMilliseconds);
+                    postResponseMs.Add(Stopwatch.GetElapsedTime(posted, answered).TotalMilliseconds);
                     if (FirstDeltaStamps(item.Data) is { } stamps)
                     {
                         var toCalled = Stopwatch.GetElapsedTime(posted, stamps.Called).TotalMilliseconds;
@@ -247,6 +250,9 @@ if (Wants("concurrent-runs-paced"))
     var normalWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"normal\"");
     var bulkWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"bulk\"");
     var walRestarts = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_wal_restart_duration_milliseconds");
+    // ASP.NET Core's own request duration (headers read → response complete, in seconds) of the message POSTs.
+    var postDuration = Histogram.Between(metricsBefore!, metricsAfter, "http_server_request_duration_seconds", "http_route=\"/api/v1/threads/{threadId}/messages\"");
+    static double Milliseconds(double seconds) => seconds < 0 || seconds >= 1e9 ? seconds : Math.Round(seconds * 1000, 1);
     var floor = await MeasurePacedFloorAsync(c, Tokens, TokenDelayMs, ramp, TimeSpan.FromSeconds(quick ? 5 : 10));
     Report($"concurrent-runs-paced-{c}", new()
     {
@@ -264,6 +270,11 @@ if (Wants("concurrent-runs-paced"))
         // The two parts of the server-added time: the POST sent → the model called (the message's and, before the model
         // is called, the run's bookkeeping), and the first delta yielded → parsed by the client (its commit and delivery).
         ["post_to_model_called_p50_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.50), 2),
+        // The POST's own answer (the message stored, the run queued): what of POST → model called is the request's.
+        ["post_response_p50_ms"] = Math.Round(Percentile([.. postResponseMs], 0.50), 2),
+        ["post_response_p99_ms"] = Math.Round(Percentile([.. postResponseMs], 0.99), 2),
+        ["server_post_duration_p50_ms_le"] = Milliseconds(postDuration.Quantile(0.50)),
+        ["server_post_duration_p99_ms_le"] = Milliseconds(postDuration.Quantile(0.99)),
         ["post_to_model_called_p99_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.99), 2),
         ["first_yield_to_parse_p50_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.50), 2),
         ["first_yield_to_parse_p99_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.99), 2),
