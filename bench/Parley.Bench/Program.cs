@@ -251,7 +251,8 @@ if (Wants("concurrent-runs-paced"))
     var bulkWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"bulk\"");
     var walRestarts = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_wal_restart_duration_milliseconds");
     // ASP.NET Core's own request duration (headers read → response complete, in seconds) of the message POSTs.
-    var postDuration = Histogram.Between(metricsBefore!, metricsAfter, "http_server_request_duration_seconds", "http_route=\"/api/v1/threads/{threadId}/messages\"");
+    var postDuration = Histogram.Between(metricsBefore!, metricsAfter, "http_server_request_duration_seconds",
+        "http_route=\"/api/v1/threads/{threadId}/messages\"", "http_request_method=\"POST\"");
     static double Milliseconds(double seconds) => seconds < 0 || seconds >= 1e9 ? seconds : Math.Round(seconds * 1000, 1);
     var floor = await MeasurePacedFloorAsync(c, Tokens, TokenDelayMs, ramp, TimeSpan.FromSeconds(quick ? 5 : 10));
     Report($"concurrent-runs-paced-{c}", new()
@@ -270,12 +271,12 @@ if (Wants("concurrent-runs-paced"))
         // The two parts of the server-added time: the POST sent → the model called (the message's and, before the model
         // is called, the run's bookkeeping), and the first delta yielded → parsed by the client (its commit and delivery).
         ["post_to_model_called_p50_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.50), 2),
+        ["post_to_model_called_p99_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.99), 2),
         // The POST's own answer (the message stored, the run queued): what of POST → model called is the request's.
         ["post_response_p50_ms"] = Math.Round(Percentile([.. postResponseMs], 0.50), 2),
         ["post_response_p99_ms"] = Math.Round(Percentile([.. postResponseMs], 0.99), 2),
         ["server_post_duration_p50_ms_le"] = Milliseconds(postDuration.Quantile(0.50)),
         ["server_post_duration_p99_ms_le"] = Milliseconds(postDuration.Quantile(0.99)),
-        ["post_to_model_called_p99_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.99), 2),
         ["first_yield_to_parse_p50_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.50), 2),
         ["first_yield_to_parse_p99_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.99), 2),
         ["server_queue_wait_p99_ms_le"] = queueWait.Quantile(0.99),
@@ -656,16 +657,17 @@ internal sealed record Histogram(List<(double UpperBound, double Count)> Buckets
 {
     /// <summary>
     /// The buckets of <paramref name="name"/> observed between two scrapes of the server's <c>/metrics</c>: of every
-    /// series, or only of those whose labels include <paramref name="label"/> (as written, e.g. <c>priority="normal"</c>).
+    /// series, or only of those whose labels include every one of <paramref name="labels"/> (as written, e.g.
+    /// <c>priority="normal"</c>).
     /// </summary>
-    public static Histogram Between(string before, string after, string name, string? label = null)
+    public static Histogram Between(string before, string after, string name, params string[] labels)
     {
-        var b = Parse(before, name, label);
-        return new Histogram(Parse(after, name, label).Select(x => (x.UpperBound, x.Count - b.Where(y => y.UpperBound == x.UpperBound).Sum(y => y.Count))).ToList());
+        var b = Parse(before, name, labels);
+        return new Histogram(Parse(after, name, labels).Select(x => (x.UpperBound, x.Count - b.Where(y => y.UpperBound == x.UpperBound).Sum(y => y.Count))).ToList());
     }
 
-    private static List<(double UpperBound, double Count)> Parse(string text, string name, string? label) => text.Split('\n')
-        .Where(l => l.StartsWith(name + "_bucket{", StringComparison.Ordinal) && (label is null || l.Contains(label, StringComparison.Ordinal)))
+    private static List<(double UpperBound, double Count)> Parse(string text, string name, string[] labels) => text.Split('\n')
+        .Where(l => l.StartsWith(name + "_bucket{", StringComparison.Ordinal) && labels.All(label => l.Contains(label, StringComparison.Ordinal)))
         .Select(l =>
         {
             var le = l[(l.IndexOf("le=\"", StringComparison.Ordinal) + 4)..];

@@ -246,11 +246,15 @@ public sealed partial class SqliteStore : IDisposable
     private void RestartWal(WalRestart restart)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var busy = true;
+        var outcome = "failed";
         try
         {
             var connection = Writer();
-            try { Checkpoint(connection, "RESTART", restart.BusyTimeoutMs, out busy); }
+            try
+            {
+                Checkpoint(connection, "RESTART", restart.BusyTimeoutMs, out var busy);
+                outcome = busy ? "busy" : "restarted";
+            }
             finally
             {
                 using var timeout = connection.CreateCommand();
@@ -261,17 +265,19 @@ public sealed partial class SqliteStore : IDisposable
         }
         catch (Exception ex)
         {
+            outcome = "failed";
             restart.Done.TrySetException(ex); // the checkpointer logs it; the writer goes on
         }
         _metrics.StoreWalRestartDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds,
-            new KeyValuePair<string, object?>("outcome", busy ? "busy" : "restarted"));
+            new KeyValuePair<string, object?>("outcome", outcome));
     }
 
     // WAL frames after which a checkpoint also restarts the WAL (SqliteStoreOptions.WalRestartPages).
     private readonly int _walRestartFrames;
 
     // Runs a checkpoint (SQLite's wal_checkpoint pragma) that waits for locks at most busyTimeoutMs; returns the frames
-    // in the WAL before it, and whether SQLite reported it blocked (for a RESTART: the WAL did not start over).
+    // in the WAL before it, and whether SQLite reported it blocked (for a RESTART: a reader or another connection kept
+    // the WAL from starting over).
     private static long Checkpoint(SqliteConnection connection, string mode, int busyTimeoutMs) => Checkpoint(connection, mode, busyTimeoutMs, out _);
 
     private static long Checkpoint(SqliteConnection connection, string mode, int busyTimeoutMs, out bool busy)

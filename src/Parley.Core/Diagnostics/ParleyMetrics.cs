@@ -27,7 +27,7 @@ public sealed class ParleyMetrics
             "Time a write to the embedded (SQLite) store waited for its single writer thread, from queued to executed, tagged priority (normal or bulk).",
             advice: MillisecondBuckets);
         StoreWalRestartDuration = meter.CreateHistogram<double>("parley.store.wal_restart_duration", "ms",
-            "Time the embedded (SQLite) store's writer thread spent restarting the write-ahead log, during which no write commits, tagged outcome (restarted or busy).",
+            "Time the embedded (SQLite) store's writer thread spent restarting the write-ahead log, during which no write commits, tagged outcome (restarted, busy or failed).",
             advice: MillisecondBuckets);
     }
 
@@ -68,8 +68,8 @@ public sealed class ParleyMetrics
     /// <summary>
     /// Time each WAL restart (a RESTART checkpoint, run on the SQLite store's writer thread between two transactions once
     /// the WAL passes <c>Parley:Sqlite:WalRestartPages</c>) held the writer, in milliseconds: no write commits meanwhile.
-    /// Tagged <c>outcome</c> = <c>restarted</c>, or <c>busy</c> when readers kept the WAL from starting over (it is tried
-    /// again at the next checkpoint).
+    /// Tagged <c>outcome</c> = <c>restarted</c>; <c>busy</c> when a reader or another connection kept the WAL from
+    /// starting over; <c>failed</c> when the checkpoint threw (logged). Both are tried again at the next checkpoint.
     /// </summary>
     public Histogram<double> StoreWalRestartDuration { get; }
 }
