@@ -187,13 +187,13 @@ public sealed partial class SqliteStore : IDisposable
                     // previous one (until one takes under CatchUpMs); the RESTART itself then runs on the writer
                     // thread, between two transactions (RestartWal).
                     var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                    var frames = Checkpoint(connection, "PASSIVE", busyTimeoutMs: 0);
+                    var frames = Checkpoint(connection, "PASSIVE", busyTimeoutMs: 0, out _);
                     if (frames >= _walRestartFrames)
                     {
                         for (var pass = 0; pass < CatchUpPasses && System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds > CatchUpMs; pass++)
                         {
                             started = System.Diagnostics.Stopwatch.GetTimestamp();
-                            Checkpoint(connection, "PASSIVE", busyTimeoutMs: 0);
+                            Checkpoint(connection, "PASSIVE", busyTimeoutMs: 0, out _);
                         }
                         var restart = new WalRestart(frames >= 4L * _walRestartFrames ? 1000 : 50);
                         if (_writes.Writer.TryWrite(restart)) // false once Dispose began
@@ -278,8 +278,6 @@ public sealed partial class SqliteStore : IDisposable
     // Runs a checkpoint (SQLite's wal_checkpoint pragma) that waits for locks at most busyTimeoutMs; returns the frames
     // in the WAL before it, and whether SQLite reported it blocked (for a RESTART: a reader or another connection kept
     // the WAL from starting over).
-    private static long Checkpoint(SqliteConnection connection, string mode, int busyTimeoutMs) => Checkpoint(connection, mode, busyTimeoutMs, out _);
-
     private static long Checkpoint(SqliteConnection connection, string mode, int busyTimeoutMs, out bool busy)
     {
         using (var timeout = connection.CreateCommand())
