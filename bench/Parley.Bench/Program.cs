@@ -341,6 +341,7 @@ if (Wants("idle-streams"))
     var heap = MetricSum(metrics, "dotnet_gc_last_collection_heap_size_bytes");
     var open = MetricSum(metrics, "parley_streams_open");
     var allocatedAfter = MetricSum(metrics, "dotnet_gc_heap_total_allocated_bytes_total");
+    var trims = Histogram.Between("", metrics, "parley_memory_idle_trim_duration_milliseconds");
     foreach (var s in streams) s.Dispose();
 
     // The floor: the same streams, opened and held the same way, on the ceiling's minimal Kestrel endpoint in a process
@@ -374,6 +375,10 @@ if (Wants("idle-streams"))
         ["server_gc_gen0_collections"] = GcCollections(metrics, "gen0"),
         ["server_gc_gen1_collections"] = GcCollections(metrics, "gen1"),
         ["server_gc_gen2_collections"] = GcCollections(metrics, "gen2"),
+        // The idle trims the server ran since it started (Parley:Memory:TrimWhenIdle: a compacting collection that gives
+        // the memory the GC keeps for allocations back once the server idles), and the longest one's pause.
+        ["server_idle_trims"] = trims.Count,
+        ["server_idle_trim_max_ms_le"] = trims.Quantile(1.0),
         ["idle_cpu_cores"] = Math.Round(cpu, 4),
         ["ceiling_bytes_per_stream"] = floor.BytesPerStream,
         ["ceiling_marginal_bytes_per_stream"] = floor.MarginalBytesPerStream,

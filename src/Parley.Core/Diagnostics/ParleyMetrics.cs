@@ -29,6 +29,8 @@ public sealed class ParleyMetrics
         StoreWalRestartDuration = meter.CreateHistogram<double>("parley.store.wal_restart_duration", "ms",
             "Time the embedded (SQLite) store's writer thread spent restarting the write-ahead log, during which no write commits, tagged outcome (restarted, busy or failed).",
             advice: MillisecondBuckets);
+        IdleMemoryTrimDuration = meter.CreateHistogram<double>("parley.memory.idle_trim_duration", "ms",
+            "Pause of each compacting collection an idle server ran to give memory back to the operating system.", advice: MillisecondBuckets);
     }
 
     /// <summary>SSE streams open now.</summary>
@@ -72,4 +74,11 @@ public sealed class ParleyMetrics
     /// starting over; <c>failed</c> when the checkpoint threw (logged). Both are tried again at the next checkpoint.
     /// </summary>
     public Histogram<double> StoreWalRestartDuration { get; }
+
+    /// <summary>
+    /// The pause of each idle trim (Parley.Server's <c>IdleMemoryTrimmer</c>: a blocking, compacting, decommitting
+    /// collection run once the server has been idle for <c>Parley:Memory:IdleSeconds</c> after its memory grew), in
+    /// milliseconds; its count is the number of trims.
+    /// </summary>
+    public Histogram<double> IdleMemoryTrimDuration { get; }
 }

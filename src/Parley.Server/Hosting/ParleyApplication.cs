@@ -102,6 +102,9 @@ public static class ParleyApplication
         services.AddSingleton<ParleyStartup>();
         services.AddHostedService(sp => sp.GetRequiredService<ParleyStartup>());
         services.AddHostedService<AgentFileWatcher>();
+        services.AddOptions<MemoryOptions>().BindConfiguration("Parley:Memory")
+            .Validate(o => o.IdleSeconds > 0, "Parley:Memory:IdleSeconds must be positive.").ValidateOnStart();
+        services.AddHostedService<IdleMemoryTrimmer>();
         return services;
     }
 
