@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Parley.Core.Diagnostics;
 using Parley.Core.Events;
 using StackExchange.Redis;
 
@@ -38,9 +39,13 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
 
     /// <summary>Connects to Redis (reconnecting by itself later if it is down).</summary>
     /// <exception cref="ArgumentException">The configuration string is invalid.</exception>
-    public RedisThreadEventBus(IOptions<RedisBackplaneOptions> options, ILogger<RedisThreadEventBus> logger)
+    /// <param name="options">Where Redis is and the channels' prefix.</param>
+    /// <param name="logger">Logs messages that cannot be read.</param>
+    /// <param name="metrics">Counts the events received from other nodes (<see cref="ParleyMetrics.EventsSeenTotal"/>), when given.</param>
+    public RedisThreadEventBus(IOptions<RedisBackplaneOptions> options, ILogger<RedisThreadEventBus> logger, ParleyMetrics? metrics = null)
     {
         _logger = logger;
+        _metrics = metrics;
         _unsubscribe = Unsubscribe;
         _prefix = options.Value.ChannelPrefix;
         var configuration = ConfigurationOptions.Parse(options.Value.Configuration);
@@ -125,6 +130,8 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
         return queue;
     }
 
+    private readonly ParleyMetrics? _metrics;
+
     private void Receive(Guid threadId, RedisValue value)
     {
         RedisEventBatch? batch;
@@ -138,6 +145,7 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
             return;
         }
         if (batch is null || batch.Node == _node) return;
+        _metrics?.RecordEventsFromOtherNodes(batch.Events.Count);
         Deliver(threadId, batch.Events.Select(e => new ThreadEvent(threadId, e.Sequence, e.Type, e.RunId, e.CreatedAt, e.Data)).ToList());
     }
 

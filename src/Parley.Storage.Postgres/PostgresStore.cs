@@ -75,7 +75,7 @@ public sealed partial class PostgresStore : IAsyncDisposable, IDisposable
             done = await write(connection, tx);
             await tx.CommitAsync(CancellationToken.None);
         }
-        if (done.Events.Count > 0) _metrics.EventsAppended.Add(done.Events.Count);
+        _metrics.RecordEventsAppended(done.Events.Count);
         _bus.Publish(done.Events);
         return done.Result;
     }

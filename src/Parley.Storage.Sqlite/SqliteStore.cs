@@ -468,7 +468,7 @@ public sealed partial class SqliteStore : IDisposable
             _bus.Publish(pending.Events);
             pending.Complete();
         }
-        if (appended > 0) _metrics.EventsAppended.Add(appended);
+        _metrics.RecordEventsAppended(appended);
     }
 
     private static void Savepoint(SqliteConnection connection, string sql) => RawStatement.For(connection, sql).Execute();

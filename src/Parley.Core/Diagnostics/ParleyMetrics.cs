@@ -36,8 +36,30 @@ public sealed class ParleyMetrics
     /// <summary>SSE streams open now.</summary>
     public UpDownCounter<long> OpenStreams { get; }
 
-    /// <summary>Events appended to thread logs.</summary>
+    /// <summary>Events appended to thread logs (record through <see cref="RecordEventsAppended"/>).</summary>
     public Counter<long> EventsAppended { get; }
+
+    private long _eventsSeenTotal;
+
+    /// <summary>
+    /// Events this host appended to thread logs, or received from other nodes' appends (the Redis backplane), since it
+    /// started: it stands still only while no thread this process could be streaming changes. Read by the idle trim.
+    /// </summary>
+    public long EventsSeenTotal => Interlocked.Read(ref _eventsSeenTotal);
+
+    /// <summary>Counts <paramref name="count"/> events appended in one commit: <see cref="EventsAppended"/> and <see cref="EventsSeenTotal"/>.</summary>
+    public void RecordEventsAppended(int count)
+    {
+        if (count <= 0) return;
+        EventsAppended.Add(count);
+        Interlocked.Add(ref _eventsSeenTotal, count);
+    }
+
+    /// <summary>Counts <paramref name="count"/> events another node appended and this one received (<see cref="EventsSeenTotal"/> only).</summary>
+    public void RecordEventsFromOtherNodes(int count)
+    {
+        if (count > 0) Interlocked.Add(ref _eventsSeenTotal, count);
+    }
 
     /// <summary>SSE events written to clients.</summary>
     public Counter<long> EventsDelivered { get; }

@@ -13,7 +13,10 @@ public sealed class MemoryOptions
     /// </summary>
     public bool TrimWhenIdle { get; set; } = true;
 
-    /// <summary>How long the server must have allocated almost nothing before it trims, in seconds (default 5; must be positive).</summary>
+    /// <summary>
+    /// How long no event may have been appended to any thread and the process allocated almost nothing (under 1 MiB/s)
+    /// before it trims, in seconds (default 5; must be positive).
+    /// </summary>
     public int IdleSeconds { get; set; } = 5;
 }
 
@@ -47,7 +50,7 @@ public sealed partial class IdleMemoryTrimmer(IOptions<MemoryOptions> options, P
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 var before = Environment.WorkingSet;
-                if (!policy.ShouldTrim(clock.Elapsed, GC.GetTotalAllocatedBytes(), before)) continue;
+                if (!policy.ShouldTrim(clock.Elapsed, GC.GetTotalAllocatedBytes(), metrics.EventsSeenTotal, before)) continue;
                 var started = Stopwatch.GetTimestamp();
                 GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
                 var pause = Stopwatch.GetElapsedTime(started);
@@ -71,9 +74,10 @@ public sealed partial class IdleMemoryTrimmer(IOptions<MemoryOptions> options, P
 /// When an idle server should give memory back (<see cref="IdleMemoryTrimmer"/>), from readings taken every
 /// <see cref="CheckInterval"/>: all three must hold.
 /// <list type="number">
-/// <item><b>Idle:</b> for the last idle period (<c>Parley:Memory:IdleSeconds</c>) the process allocated less than
-/// <see cref="IdleAllocationBytesPerSecond"/> per second (heartbeats of 10,000 streams allocate ≈ 0.1–0.2 MB/s; one
-/// message and its reply, several MB), so the collector would not run on its own for a long time.</item>
+/// <item><b>Idle:</b> for the last idle period (<c>Parley:Memory:IdleSeconds</c>) no event was appended to any thread,
+/// here or on another node (no message, no reply streaming: nobody waits for the next token while the process pauses) and the process
+/// allocated less than <see cref="IdleAllocationBytesPerSecond"/> per second (heartbeats of 10,000 streams allocate
+/// ≈ 0.1–0.2 MB/s), so the collector would not run on its own for a long time.</item>
 /// <item><b>Grown:</b> the resident memory is at least <see cref="GrowthBytes"/> above its lowest reading since the
 /// last trim (or the start), so there is something worth giving back.</item>
 /// <item><b>Rare:</b> at least 100 × the last trim's pause has passed since it ended, so trims stop the process for at
@@ -95,28 +99,26 @@ public sealed class IdleMemoryTrimPolicy(TimeSpan idlePeriod)
 
     private TimeSpan _idleSince;
     private long _allocatedAtIdleStart = -1;
+    private long _eventsAtIdleStart;
     private long _lowestResident = long.MaxValue;
     private TimeSpan _nextTrimAllowed;
 
     /// <summary>
     /// Takes one reading and says whether to trim now: <paramref name="now"/> on a monotonic clock,
     /// <paramref name="allocatedBytes"/> the process's total allocated so far (<see cref="GC.GetTotalAllocatedBytes"/>),
+    /// <paramref name="eventsAppended"/> the events appended to threads so far, here or on other nodes (<see cref="ParleyMetrics.EventsSeenTotal"/>),
     /// <paramref name="residentBytes"/> its resident memory (<see cref="Environment.WorkingSet"/>).
     /// </summary>
-    public bool ShouldTrim(TimeSpan now, long allocatedBytes, long residentBytes)
+    public bool ShouldTrim(TimeSpan now, long allocatedBytes, long eventsAppended, long residentBytes)
     {
         _lowestResident = Math.Min(_lowestResident, residentBytes);
-        if (_allocatedAtIdleStart < 0)
-        {
-            (_idleSince, _allocatedAtIdleStart) = (now, allocatedBytes);
-            return false;
-        }
-        // The idle period restarts at the first reading whose allocation since the period began is over the idle rate.
+        // The idle period restarts at the first reading with an event appended since the period began, or with more
+        // allocated since then than the idle rate allows.
         var idleFor = now - _idleSince;
-        var allowed = IdleAllocationBytesPerSecond * Math.Max(1, idleFor.TotalSeconds);
-        if (allocatedBytes - _allocatedAtIdleStart > allowed)
+        if (_allocatedAtIdleStart < 0 || eventsAppended != _eventsAtIdleStart
+            || allocatedBytes - _allocatedAtIdleStart > IdleAllocationBytesPerSecond * Math.Max(1, idleFor.TotalSeconds))
         {
-            (_idleSince, _allocatedAtIdleStart) = (now, allocatedBytes);
+            (_idleSince, _allocatedAtIdleStart, _eventsAtIdleStart) = (now, allocatedBytes, eventsAppended);
             return false;
         }
         return idleFor >= idlePeriod && residentBytes - _lowestResident >= GrowthBytes && now >= _nextTrimAllowed;

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Parley.Backplane.Redis;
+using Parley.Core.Diagnostics;
 using Parley.Core.Events;
 using Parley.Tests.Infrastructure;
 
@@ -23,9 +24,9 @@ public sealed class RedisBackplaneTests(RedisServer redis) : IClassFixture<Redis
         return ValueTask.CompletedTask;
     }
 
-    private RedisThreadEventBus NewNode()
+    private RedisThreadEventBus NewNode(ParleyMetrics? metrics = null)
     {
-        var bus = new RedisThreadEventBus(Options.Create(new RedisBackplaneOptions { Configuration = redis.Configuration }), NullLogger<RedisThreadEventBus>.Instance);
+        var bus = new RedisThreadEventBus(Options.Create(new RedisBackplaneOptions { Configuration = redis.Configuration }), NullLogger<RedisThreadEventBus>.Instance, metrics);
         _buses.Add(bus);
         return bus;
     }
@@ -62,6 +63,24 @@ public sealed class RedisBackplaneTests(RedisServer redis) : IClassFixture<Redis
         Assert.False(onA.Reader.TryRead(out _));
         Assert.Equal([4L], await ReadAsync(onB, 1));
         Assert.False(unrelated.Reader.TryRead(out _));
+    }
+
+    [Fact]
+    public async Task A_node_counts_the_events_other_nodes_appended_so_its_idle_trim_waits_while_a_remote_reply_streams()
+    {
+        var metrics = new ParleyMetrics(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        var (a, b) = (NewNode(metrics), NewNode());
+        var thread = Guid.NewGuid();
+        using var onA = a.Subscribe(thread);
+
+        b.Publish([Event(thread, 1), Event(thread, 2)]);
+        Assert.Equal([1L, 2L], await ReadAsync(onA, 2));
+        Assert.Equal(2, metrics.EventsSeenTotal);
+        // A's own publishes come back from Redis too; they were counted where they were appended, not again here.
+        a.Publish([Event(thread, 3)]);
+        b.Publish([Event(thread, 4)]);
+        Assert.Equal([3L, 4L], await ReadAsync(onA, 2));
+        Assert.Equal(3, metrics.EventsSeenTotal);
     }
 
     [Fact]

@@ -16,13 +16,13 @@ public sealed class IdleMemoryTrimPolicyTests
     // `resident(t)`; returns the seconds at which it said to trim (each recorded with `pause`, leaving `leftResident`
     // resident, by default the reading itself: a trim that found nothing to give back).
     private static List<int> Run(IdleMemoryTrimPolicy policy, int from, int to, long bytesPerSecond, Func<int, long> resident, ref long allocated,
-        TimeSpan? pause = null, long? leftResident = null)
+        TimeSpan? pause = null, long? leftResident = null, Func<int, long>? eventsAppended = null)
     {
         var trims = new List<int>();
         for (var t = from; t <= to; t++)
         {
             allocated += bytesPerSecond;
-            if (!policy.ShouldTrim(t * Second, allocated, resident(t))) continue;
+            if (!policy.ShouldTrim(t * Second, allocated, eventsAppended?.Invoke(t) ?? 0, resident(t))) continue;
             trims.Add(t);
             policy.Trimmed(t * Second, pause ?? TimeSpan.FromMilliseconds(100), leftResident ?? resident(t));
         }
@@ -87,6 +87,17 @@ public sealed class IdleMemoryTrimPolicyTests
         Assert.Empty(Run(policy, 0, 3, 0, t => t == 0 ? 100 * MiB : 200 * MiB, ref allocated));
         allocated += 20 * MiB; // one busy second (a reply, a few requests)
         Assert.Equal([9], Run(policy, 4, 20, 0, _ => 200 * MiB, ref allocated));
+    }
+
+    [Fact]
+    public void A_reply_streaming_slowly_keeps_the_server_from_trimming()
+    {
+        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
+        long allocated = 0;
+        // One delta every 4 ms allocates well under the idle rate, but someone waits for each token: no trim while it
+        // streams (an event appended every second), one 5 s after its last event.
+        Assert.Empty(Run(policy, 0, 60, MiB / 4, t => (100 + t) * MiB, ref allocated, eventsAppended: t => 250L * t));
+        Assert.Equal([66], Run(policy, 61, 80, 0, _ => 160 * MiB, ref allocated, eventsAppended: _ => 250L * 61));
     }
 
     [Fact]
