@@ -30,6 +30,14 @@ void Report(string name, Dictionary<string, double> figures)
 }
 
 bool Wants(string name) => scenario == "all" || scenario == name;
+
+// Adds the idle trims the server ran since it started (Parley:Memory:TrimWhenIdle, a compacting collection once the
+// server idles after growing): a scenario that keeps the server busy should read 0.
+static async Task<Dictionary<string, double>> WithIdleTrimsAsync(ParleyProcess parley, Dictionary<string, double> figures)
+{
+    figures["server_idle_trims"] = MetricSum(await parley.ScrapeAsync(), "parley_memory_idle_trim_duration_milliseconds_count");
+    return figures;
+}
 Console.Error.WriteLine($"Parley.Bench: {Environment.ProcessorCount} cores, server {serverDll}, {(quick ? "quick" : "full")} sizes");
 
 // The ceiling is measured in the same run, for the same event size, so every throughput is also a ratio to it. The
@@ -91,7 +99,7 @@ if (Wants("single-stream"))
         var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
         var cpu = parley.CpuTime();
         var run = await StreamOneRunAsync(http, thread);
-        Report("single-stream", new()
+        Report("single-stream", await WithIdleTrimsAsync(parley, new()
         {
             ["deltas"] = run.Deltas,
             ["events_per_s"] = Math.Round(run.Deltas / run.StreamSeconds),
@@ -100,7 +108,7 @@ if (Wants("single-stream"))
             ["burst_delta_delay_p50_ms"] = Math.Round(Percentile(run.Delays, 0.50), 3),
             ["burst_delta_delay_p99_ms"] = Math.Round(Percentile(run.Delays, 0.99), 3),
             ["server_cpu_us_per_event"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / Math.Max(1, run.Deltas), 1),
-        });
+        }));
     }
     // Paced like a model (one delta per millisecond, faster than real models): the delay from the model's yield to the
     // client's parse is what Parley adds to each token.
@@ -110,7 +118,7 @@ if (Wants("single-stream"))
         await WarmUpAsync(http, workers: 2, TimeSpan.FromSeconds(quick ? 2 : 5));
         var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
         var run = await StreamOneRunAsync(http, thread);
-        Report("single-stream-paced", new()
+        Report("single-stream-paced", await WithIdleTrimsAsync(parley, new()
         {
             ["deltas"] = run.Deltas,
             ["token_delay_ms"] = 1,
@@ -118,7 +126,7 @@ if (Wants("single-stream"))
             ["delta_delay_p50_ms"] = Math.Round(Percentile(run.Delays, 0.50), 3),
             ["delta_delay_p99_ms"] = Math.Round(Percentile(run.Delays, 0.99), 3),
             ["delta_delay_max_ms"] = Math.Round(run.Delays.DefaultIfEmpty(0).Max(), 3),
-        });
+        }));
     }
 }
 
@@ -144,7 +152,7 @@ if (Wants("concurrent-runs"))
         var deltas = runs.Sum(r => r.Deltas);
         var queueWait = Histogram.Between(metricsBefore, metricsAfter, "parley_run_queue_wait_milliseconds");
         var firstDelta = Histogram.Between(metricsBefore, metricsAfter, "parley_run_time_to_first_delta_milliseconds");
-        Report($"concurrent-runs-{c}", new()
+        Report($"concurrent-runs-{c}", await WithIdleTrimsAsync(parley, new()
         {
             ["threads"] = c,
             ["deltas"] = deltas,
@@ -161,7 +169,7 @@ if (Wants("concurrent-runs"))
             ["server_cpu_us_per_event"] = Math.Round(serverCpu * 1e6 / Math.Max(1, deltas), 1),
             ["bench_cpu_cores"] = Math.Round(clientCpu / seconds, 2),
             ["errors"] = runs.Count(r => r.Failed),
-        });
+        }));
     }
 }
 
@@ -258,6 +266,8 @@ if (Wants("concurrent-runs-paced"))
     Report($"concurrent-runs-paced-{c}", new()
     {
         ["threads"] = c,
+        // Read before the floor's measurement, during which this server idles (and may trim): 0 if none came in the window.
+        ["server_idle_trims"] = MetricSum(metricsAfter, "parley_memory_idle_trim_duration_milliseconds_count"),
         ["token_delay_ms"] = TokenDelayMs,
         ["window_s"] = window.TotalSeconds,
         ["deltas_in_window"] = delivered,
@@ -314,7 +324,7 @@ if (Wants("fan-out"))
     var cpu = parley.CpuTime();
     var figures = await MeasureFanOutAsync(streams, () => PostAsync(http, thread, "go"), 200, ceiling);
     figures["server_cpu_us_per_event"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / Math.Max(1, figures["delivered"]), 1);
-    Report("fan-out", figures);
+    Report("fan-out", await WithIdleTrimsAsync(parley, figures));
 }
 
 if (Wants("idle-streams"))
@@ -335,7 +345,10 @@ if (Wants("idle-streams"))
         {
             cpuBefore = parley.CpuTime();
             allocatedIdle = MetricSum(await parley.ScrapeAsync(), "dotnet_gc_heap_total_allocated_bytes_total");
-        });
+        },
+        // The fresh server is read after 8 s of quiet, past its idle trim's 5 s, so that a trim of what its start left
+        // (when that grew it by 32 MiB) comes before the baseline instead of counting as the streams' saving.
+        settleMs: 8000);
     var cpu = (parley.CpuTime() - cpuBefore).TotalSeconds / idleSeconds;
     var metrics = await parley.ScrapeAsync();
     var heap = MetricSum(metrics, "dotnet_gc_last_collection_heap_size_bytes");
@@ -414,7 +427,7 @@ if (Wants("ingest"))
     var seconds = started.Elapsed.TotalSeconds;
     var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - benchCpu).TotalSeconds;
     var all = latencies.SelectMany(l => l).ToList();
-    Report("ingest", new()
+    Report("ingest", await WithIdleTrimsAsync(parley, new()
     {
         ["messages"] = all.Count,
         ["messages_per_s"] = Math.Round(all.Count / seconds),
@@ -424,7 +437,7 @@ if (Wants("ingest"))
         ["server_cpu_us_per_message"] = Math.Round((parley.CpuTime() - cpu).TotalSeconds * 1e6 / all.Count, 1),
         ["bench_cpu_cores"] = Math.Round(clientCpu / seconds, 2),
         ["bench_cpu_us_per_message"] = Math.Round(clientCpu * 1e6 / all.Count, 1),
-    });
+    }));
 }
 
 if (Wants("resume"))
@@ -434,7 +447,7 @@ if (Wants("resume"))
     using var http = NewClient(parley.Address);
     var thread = await CreateThreadAsync(http, ParleyProcess.StreamingAgent);
     await StreamOneRunAsync(http, thread);
-    Report("resume", await MeasureResumeAsync(http, thread, tokens, ceiling));
+    Report("resume", await WithIdleTrimsAsync(parley, await MeasureResumeAsync(http, thread, tokens, ceiling)));
 }
 
 Console.WriteLine();
@@ -504,14 +517,14 @@ static async Task<(double FirstP50, double FirstP99, double AllP99, double Event
 }
 
 // Opens `count` streams (path(j) for stream j, 200 at a time) in two halves, each held `idleSeconds` (plus 3 s to
-// settle), and reads the process's RSS before, after the first half's hold and at the end; `afterBaseline` runs just
+// settle), and reads the process's RSS before (after `settleMs` of quiet), after the first half's hold and at the end; `afterBaseline` runs just
 // after the first reading (the server's first /metrics scrape, whose cost the per-stream figure has always carried),
 // `beforeSecondHold` once every stream is open. The growth from the first half to the second is each stream's own
 // memory (the marginal figure); the growth over the fresh process also carries what the first streams cost once (the
 // streaming code's JIT, thread-pool threads, pools), and a baseline that moved by ±0.5 KB per stream from run to run
 // (the RSS of a fresh Parley before any stream: 123–131 MB).
 static async Task<IdleHold> HoldIdleStreamsAsync(HttpClient http, Func<int, string> path, int count, int idleSeconds, Func<long> residentBytes,
-    List<HttpResponseMessage> streams, Func<Task>? afterBaseline = null, Func<Task>? beforeSecondHold = null)
+    List<HttpResponseMessage> streams, Func<Task>? afterBaseline = null, Func<Task>? beforeSecondHold = null, int settleMs = 2000)
 {
     var failed = 0;
     async Task OpenAndHoldAsync(int from, int to)
@@ -527,7 +540,7 @@ static async Task<IdleHold> HoldIdleStreamsAsync(HttpClient http, Func<int, stri
         }
         await Task.Delay(3000);
     }
-    await Task.Delay(2000);
+    await Task.Delay(settleMs);
     var before = residentBytes();
     if (afterBaseline is not null) await afterBaseline();
     await OpenAndHoldAsync(0, count / 2);

@@ -25,6 +25,7 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
     private readonly string _prefix;
     private readonly string _node = Guid.NewGuid().ToString("N");
     private readonly ILogger<RedisThreadEventBus> _logger;
+    private readonly ParleyMetrics _metrics;
     private readonly Lock _gate = new();
     private readonly Dictionary<Guid, ThreadChannel> _threads = new();
 
@@ -41,8 +42,8 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
     /// <exception cref="ArgumentException">The configuration string is invalid.</exception>
     /// <param name="options">Where Redis is and the channels' prefix.</param>
     /// <param name="logger">Logs messages that cannot be read.</param>
-    /// <param name="metrics">Counts the events received from other nodes (<see cref="ParleyMetrics.EventsSeenTotal"/>), when given.</param>
-    public RedisThreadEventBus(IOptions<RedisBackplaneOptions> options, ILogger<RedisThreadEventBus> logger, ParleyMetrics? metrics = null)
+    /// <param name="metrics">Counts the events received from other nodes (<see cref="ParleyMetrics.EventsSeenTotal"/>).</param>
+    public RedisThreadEventBus(IOptions<RedisBackplaneOptions> options, ILogger<RedisThreadEventBus> logger, ParleyMetrics metrics)
     {
         _logger = logger;
         _metrics = metrics;
@@ -130,8 +131,6 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
         return queue;
     }
 
-    private readonly ParleyMetrics? _metrics;
-
     private void Receive(Guid threadId, RedisValue value)
     {
         RedisEventBatch? batch;
@@ -145,7 +144,7 @@ public sealed partial class RedisThreadEventBus : IThreadEventBus, IDisposable
             return;
         }
         if (batch is null || batch.Node == _node) return;
-        _metrics?.RecordEventsFromOtherNodes(batch.Events.Count);
+        _metrics.RecordEventsSeen(batch.Events.Count);
         Deliver(threadId, batch.Events.Select(e => new ThreadEvent(threadId, e.Sequence, e.Type, e.RunId, e.CreatedAt, e.Data)).ToList());
     }
 

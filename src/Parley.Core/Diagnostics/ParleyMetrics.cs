@@ -17,7 +17,7 @@ public sealed class ParleyMetrics
     {
         var meter = meterFactory.Create(MeterName);
         OpenStreams = meter.CreateUpDownCounter<long>("parley.streams.open", "{stream}", "SSE streams open now, all dialects.");
-        EventsAppended = meter.CreateCounter<long>("parley.events.appended", "{event}", "Events appended to thread logs.");
+        _eventsAppended = meter.CreateCounter<long>("parley.events.appended", "{event}", "Events appended to thread logs.");
         EventsDelivered = meter.CreateCounter<long>("parley.events.delivered", "{event}", "SSE events written to clients.");
         RunDuration = meter.CreateHistogram<double>("parley.run.duration", "ms", "Time from a run's start to its end.", advice: MillisecondBuckets);
         TimeToFirstOutput = meter.CreateHistogram<double>("parley.run.time_to_first_delta", "ms", "Time from a run's start to its first text delta or message.", advice: MillisecondBuckets);
@@ -36,27 +36,28 @@ public sealed class ParleyMetrics
     /// <summary>SSE streams open now.</summary>
     public UpDownCounter<long> OpenStreams { get; }
 
-    /// <summary>Events appended to thread logs (record through <see cref="RecordEventsAppended"/>).</summary>
-    public Counter<long> EventsAppended { get; }
+    // Events appended to thread logs: recorded only through RecordEventsAppended, which also counts them in EventsSeenTotal.
+    private readonly Counter<long> _eventsAppended;
 
     private long _eventsSeenTotal;
 
     /// <summary>
-    /// Events this host appended to thread logs, or received from other nodes' appends (the Redis backplane), since it
-    /// started: it stands still only while no thread this process could be streaming changes. Read by the idle trim.
+    /// Thread events this host has handled since it started: appended here, received from another node (the Redis
+    /// backplane), or read back from the store for a stream (a replay, or a catch-up after another node appended them).
+    /// It does not move while no thread this host appends to or streams changes; the idle trim reads it.
     /// </summary>
     public long EventsSeenTotal => Interlocked.Read(ref _eventsSeenTotal);
 
-    /// <summary>Counts <paramref name="count"/> events appended in one commit: <see cref="EventsAppended"/> and <see cref="EventsSeenTotal"/>.</summary>
+    /// <summary>Counts <paramref name="count"/> events appended in one commit: the instrument <c>parley.events.appended</c> and <see cref="EventsSeenTotal"/>.</summary>
     public void RecordEventsAppended(int count)
     {
         if (count <= 0) return;
-        EventsAppended.Add(count);
+        _eventsAppended.Add(count);
         Interlocked.Add(ref _eventsSeenTotal, count);
     }
 
-    /// <summary>Counts <paramref name="count"/> events another node appended and this one received (<see cref="EventsSeenTotal"/> only).</summary>
-    public void RecordEventsFromOtherNodes(int count)
+    /// <summary>Counts <paramref name="count"/> events received from another node or read back from the store (<see cref="EventsSeenTotal"/> only).</summary>
+    public void RecordEventsSeen(int count)
     {
         if (count > 0) Interlocked.Add(ref _eventsSeenTotal, count);
     }

@@ -32,17 +32,21 @@ public sealed class ThreadEventReader
     private readonly IThreadEventBus bus;
     private readonly bool _checkStoreWhenIdle;
     private readonly HeartbeatClock _clock = new();
+    private readonly Diagnostics.ParleyMetrics? _metrics;
     private volatile bool _stopping;
 
     /// <summary>
     /// Creates the reader. With <paramref name="lifetime"/>, streams read with <c>endWhenStopping</c> end as soon as
     /// the host begins to stop: one registration for all of them, instead of a linked cancellation source per stream.
+    /// With <paramref name="metrics"/>, the events streams read back from the store (a replay, or a catch-up after
+    /// another node appended them) count in <see cref="Diagnostics.ParleyMetrics.EventsSeenTotal"/>.
     /// </summary>
     public ThreadEventReader(IThreadStore store, IThreadEventBus bus, Microsoft.Extensions.Options.IOptions<ThreadEventReaderOptions>? options = null,
-        Microsoft.Extensions.Hosting.IHostApplicationLifetime? lifetime = null)
+        Microsoft.Extensions.Hosting.IHostApplicationLifetime? lifetime = null, Diagnostics.ParleyMetrics? metrics = null)
     {
         this.store = store;
         this.bus = bus;
+        _metrics = metrics;
         _checkStoreWhenIdle = options?.Value.CheckStoreWhenIdle ?? false;
         lifetime?.ApplicationStopping.UnsafeRegister(static r => ((ThreadEventReader)r!).EndStreams(), this);
     }
@@ -146,14 +150,20 @@ public sealed class ThreadEventReader
     }
 
     private IAsyncEnumerable<ThreadEvent> ReadStoredAsync(Guid threadId, long after, long upTo, CancellationToken cancellationToken) =>
-        ReadStoredAsync(store, threadId, after, upTo, cancellationToken);
+        ReadStoredAsync(store, threadId, after, upTo, cancellationToken, _metrics);
 
-    /// <summary>The events of <paramref name="threadId"/> in (<paramref name="after"/>, <paramref name="upTo"/>] from <paramref name="store"/>, <see cref="ReplayPageSize"/> per query.</summary>
-    internal static async IAsyncEnumerable<ThreadEvent> ReadStoredAsync(IThreadStore store, Guid threadId, long after, long upTo, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// The events of <paramref name="threadId"/> in (<paramref name="after"/>, <paramref name="upTo"/>] from
+    /// <paramref name="store"/>, <see cref="ReplayPageSize"/> per query; each page read counts in
+    /// <paramref name="metrics"/>' <see cref="Diagnostics.ParleyMetrics.EventsSeenTotal"/> when given.
+    /// </summary>
+    internal static async IAsyncEnumerable<ThreadEvent> ReadStoredAsync(IThreadStore store, Guid threadId, long after, long upTo,
+        [EnumeratorCancellation] CancellationToken cancellationToken, Diagnostics.ParleyMetrics? metrics = null)
     {
         while (after < upTo)
         {
             var page = await store.ReadEventsAsync(threadId, after, ReplayPageSize, cancellationToken);
+            metrics?.RecordEventsSeen(page.Count);
             foreach (var e in page)
             {
                 if (e.Sequence > upTo) yield break;

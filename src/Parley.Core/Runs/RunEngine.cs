@@ -66,6 +66,9 @@ public sealed partial class RunEngine(
         }
     }
 
+    /// <summary>Whether a run is executing or scheduled on this node now (read by the idle trim, which waits while one is).</summary>
+    public bool IsRunning => !_drainers.IsEmpty;
+
     /// <summary>Completes when no run is executing or scheduled (for tests and orderly shutdown).</summary>
     public async Task WhenIdleAsync(CancellationToken cancellationToken = default)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using Parley.Core.Diagnostics;
+using Parley.Core.Runs;
 
 namespace Parley.Server.Hosting;
 
@@ -14,8 +15,8 @@ public sealed class MemoryOptions
     public bool TrimWhenIdle { get; set; } = true;
 
     /// <summary>
-    /// How long no event may have been appended to any thread and the process allocated almost nothing (under 1 MiB/s)
-    /// before it trims, in seconds (default 5; must be positive).
+    /// How long the server must have been idle before it trims, in seconds (default 5; must be positive): no run
+    /// executing, no thread event handled and under 1 MiB allocated in every second (<see cref="IdleMemoryTrimPolicy"/>).
     /// </summary>
     public int IdleSeconds { get; set; } = 5;
 }
@@ -31,11 +32,12 @@ public sealed class MemoryOptions
 /// streams stay idle, the memory its last collection left committed — the gen0 budget (sized from the CPU cache the
 /// machine reports: ≈ 84 MB on a VM that reports a 504 MiB L3) and the garbage of the streams' opening between
 /// their long-lived objects. On the benchmark machine that was 21.5–21.8 KB of process memory per idle stream against
-/// 15.7 KB after such a collection (docs/benchmarks.md, "Idle memory, given back"). Under steady traffic the rule
-/// below never fires, so it costs a busy server nothing. The decisions are <see cref="IdleMemoryTrimPolicy"/>'s.
-/// Each trim is logged (Information) and recorded in <see cref="ParleyMetrics.IdleMemoryTrimDuration"/>.
+/// 15.5–15.8 KB with the trim (docs/benchmarks.md, "Idle memory, given back"). The pause stops every request in
+/// flight: the rules (<see cref="IdleMemoryTrimPolicy"/>) keep it away from runs and streaming replies, and from
+/// servers under steady traffic. Each trim is logged (Information) and recorded in
+/// <see cref="ParleyMetrics.IdleMemoryTrimDuration"/>.
 /// </remarks>
-public sealed partial class IdleMemoryTrimmer(IOptions<MemoryOptions> options, ParleyMetrics metrics, ILogger<IdleMemoryTrimmer> logger) : BackgroundService
+public sealed partial class IdleMemoryTrimmer(IOptions<MemoryOptions> options, ParleyMetrics metrics, RunEngine runs, ILogger<IdleMemoryTrimmer> logger) : BackgroundService
 {
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -50,14 +52,16 @@ public sealed partial class IdleMemoryTrimmer(IOptions<MemoryOptions> options, P
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 var before = Environment.WorkingSet;
-                if (!policy.ShouldTrim(clock.Elapsed, GC.GetTotalAllocatedBytes(), metrics.EventsSeenTotal, before)) continue;
+                var reading = new IdleMemoryTrimPolicy.Reading(clock.Elapsed, GC.GetTotalAllocatedBytes(), metrics.EventsSeenTotal, runs.IsRunning, before);
+                if (!policy.ShouldTrim(reading)) continue;
+                var idleFor = policy.IdleFor(clock.Elapsed);
                 var started = Stopwatch.GetTimestamp();
                 GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
                 var pause = Stopwatch.GetElapsedTime(started);
                 var after = Environment.WorkingSet;
                 policy.Trimmed(clock.Elapsed, pause, after);
                 metrics.IdleMemoryTrimDuration.Record(pause.TotalMilliseconds);
-                Log.Trimmed(logger, settings.IdleSeconds, (before - after) / 1048576.0, after / 1048576.0, pause.TotalMilliseconds);
+                Log.Trimmed(logger, idleFor.TotalSeconds, (before - after) / 1048576.0, after / 1048576.0, pause.TotalMilliseconds);
             }
         }
         catch (OperationCanceledException) { }
@@ -65,27 +69,31 @@ public sealed partial class IdleMemoryTrimmer(IOptions<MemoryOptions> options, P
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Idle for {IdleSeconds} s after memory grew: compacted the heap and gave {FreedMb:F1} MB back to the operating system ({ResidentMb:F1} MB resident now) in a {PauseMs:F0} ms pause")]
-        public static partial void Trimmed(ILogger logger, int idleSeconds, double freedMb, double residentMb, double pauseMs);
+        [LoggerMessage(1, LogLevel.Information, "Idle for {IdleSeconds:F0} s after memory grew: compacted the heap and gave {FreedMb:F1} MB back to the operating system ({ResidentMb:F1} MB resident now) in a {PauseMs:F0} ms pause")]
+        public static partial void Trimmed(ILogger logger, double idleSeconds, double freedMb, double residentMb, double pauseMs);
     }
 }
 
 /// <summary>
-/// When an idle server should give memory back (<see cref="IdleMemoryTrimmer"/>), from readings taken every
-/// <see cref="CheckInterval"/>: all three must hold.
+/// When an idle server should give memory back (<see cref="IdleMemoryTrimmer"/>), from a <see cref="Reading"/> taken
+/// every <see cref="CheckInterval"/>. It trims when all of these hold, and then not again until the server has been
+/// busy and idle again:
 /// <list type="number">
-/// <item><b>Idle:</b> for the last idle period (<c>Parley:Memory:IdleSeconds</c>) no event was appended to any thread,
-/// here or on another node (no message, no reply streaming: nobody waits for the next token while the process pauses) and the process
-/// allocated less than <see cref="IdleAllocationBytesPerSecond"/> per second (heartbeats of 10,000 streams allocate
-/// ≈ 0.1–0.2 MB/s), so the collector would not run on its own for a long time.</item>
+/// <item><b>Idle:</b> for the whole idle period (<c>Parley:Memory:IdleSeconds</c>): no run executing or scheduled on
+/// this node, no thread event handled (appended here, received from another node, or read back for a stream: nobody
+/// waits for the next token while the process pauses), and less than <see cref="IdleAllocationBytesPerSecond"/>
+/// allocated in every second (10,000 idle streams allocate 2–10 B per heartbeat: docs/benchmarks.md, idle-streams), so
+/// the collector would not run on its own for a long time. Any reading that fails one of these starts the period over.
+/// A request in flight that does none of these (a slow read of a long history, say) can still meet the pause.</item>
 /// <item><b>Grown:</b> the resident memory is at least <see cref="GrowthBytes"/> above its lowest reading since the
 /// last trim (or the start), so there is something worth giving back.</item>
-/// <item><b>Rare:</b> at least 100 × the last trim's pause has passed since it ended, so trims stop the process for at
-/// most 1 % of the time (a 150 ms pause for ≈ 150 MB of live heap on the benchmark machine: 15 s apart at least).</item>
+/// <item><b>Rare:</b> at least 100 × the last trim's pause has passed since it ended, so that even a server that is
+/// busy and idle by turns is paused for at most 1 % of the time (a 130–190 ms pause at 10,000 streams on the benchmark
+/// machine: 13–19 s apart at least).</item>
 /// </list>
 /// Not thread-safe: one caller, the trimmer's loop.
 /// </summary>
-/// <param name="idlePeriod">How long allocation must stay below the idle rate (<c>Parley:Memory:IdleSeconds</c>).</param>
+/// <param name="idlePeriod">How long the server must stay idle (<c>Parley:Memory:IdleSeconds</c>).</param>
 public sealed class IdleMemoryTrimPolicy(TimeSpan idlePeriod)
 {
     /// <summary>How often the trimmer takes its readings (1 s).</summary>
@@ -97,36 +105,43 @@ public sealed class IdleMemoryTrimPolicy(TimeSpan idlePeriod)
     /// <summary>How far the resident memory must have grown over its low point before a trim is worth it, in bytes (32 MiB).</summary>
     public const long GrowthBytes = 32L << 20;
 
+    /// <summary>One reading of the process.</summary>
+    /// <param name="Now">When, on a monotonic clock.</param>
+    /// <param name="AllocatedBytes">Bytes the process allocated since it started (<see cref="GC.GetTotalAllocatedBytes"/>).</param>
+    /// <param name="EventsSeen">Thread events handled so far (<see cref="ParleyMetrics.EventsSeenTotal"/>).</param>
+    /// <param name="RunsActive">Whether a run is executing or scheduled on this node (<see cref="RunEngine.IsRunning"/>).</param>
+    /// <param name="ResidentBytes">The process's resident memory (<see cref="Environment.WorkingSet"/>), in bytes.</param>
+    public readonly record struct Reading(TimeSpan Now, long AllocatedBytes, long EventsSeen, bool RunsActive, long ResidentBytes);
+
+    private Reading? _previous;
     private TimeSpan _idleSince;
-    private long _allocatedAtIdleStart = -1;
-    private long _eventsAtIdleStart;
+    private bool _trimmedThisPeriod;
     private long _lowestResident = long.MaxValue;
     private TimeSpan _nextTrimAllowed;
 
-    /// <summary>
-    /// Takes one reading and says whether to trim now: <paramref name="now"/> on a monotonic clock,
-    /// <paramref name="allocatedBytes"/> the process's total allocated so far (<see cref="GC.GetTotalAllocatedBytes"/>),
-    /// <paramref name="eventsAppended"/> the events appended to threads so far, here or on other nodes (<see cref="ParleyMetrics.EventsSeenTotal"/>),
-    /// <paramref name="residentBytes"/> its resident memory (<see cref="Environment.WorkingSet"/>).
-    /// </summary>
-    public bool ShouldTrim(TimeSpan now, long allocatedBytes, long eventsAppended, long residentBytes)
+    /// <summary>Takes one <paramref name="reading"/>; returns whether to trim now.</summary>
+    public bool ShouldTrim(Reading reading)
     {
-        _lowestResident = Math.Min(_lowestResident, residentBytes);
-        // The idle period restarts at the first reading with an event appended since the period began, or with more
-        // allocated since then than the idle rate allows.
-        var idleFor = now - _idleSince;
-        if (_allocatedAtIdleStart < 0 || eventsAppended != _eventsAtIdleStart
-            || allocatedBytes - _allocatedAtIdleStart > IdleAllocationBytesPerSecond * Math.Max(1, idleFor.TotalSeconds))
+        _lowestResident = Math.Min(_lowestResident, reading.ResidentBytes);
+        var previous = _previous;
+        _previous = reading;
+        if (previous is not { } last || reading.RunsActive || reading.EventsSeen != last.EventsSeen
+            || reading.AllocatedBytes - last.AllocatedBytes > IdleAllocationBytesPerSecond * Math.Max(1, (reading.Now - last.Now).TotalSeconds))
         {
-            (_idleSince, _allocatedAtIdleStart, _eventsAtIdleStart) = (now, allocatedBytes, eventsAppended);
+            (_idleSince, _trimmedThisPeriod) = (reading.Now, false);
             return false;
         }
-        return idleFor >= idlePeriod && residentBytes - _lowestResident >= GrowthBytes && now >= _nextTrimAllowed;
+        return !_trimmedThisPeriod && reading.Now - _idleSince >= idlePeriod && reading.ResidentBytes - _lowestResident >= GrowthBytes
+            && reading.Now >= _nextTrimAllowed;
     }
+
+    /// <summary>How long the server has been idle at <paramref name="now"/> (since the reading that last started the idle period).</summary>
+    public TimeSpan IdleFor(TimeSpan now) => now - _idleSince;
 
     /// <summary>Records a trim that ended at <paramref name="now"/> after a <paramref name="pause"/>, leaving <paramref name="residentBytes"/> resident.</summary>
     public void Trimmed(TimeSpan now, TimeSpan pause, long residentBytes)
     {
+        _trimmedThisPeriod = true;
         _lowestResident = residentBytes;
         _nextTrimAllowed = now + pause * 100;
     }

@@ -26,10 +26,14 @@ public sealed class RedisBackplaneTests(RedisServer redis) : IClassFixture<Redis
 
     private RedisThreadEventBus NewNode(ParleyMetrics? metrics = null)
     {
-        var bus = new RedisThreadEventBus(Options.Create(new RedisBackplaneOptions { Configuration = redis.Configuration }), NullLogger<RedisThreadEventBus>.Instance, metrics);
+        var bus = new RedisThreadEventBus(Options.Create(new RedisBackplaneOptions { Configuration = redis.Configuration }), NullLogger<RedisThreadEventBus>.Instance,
+            metrics ?? NewMetrics());
         _buses.Add(bus);
         return bus;
     }
+
+    private static ParleyMetrics NewMetrics() =>
+        new(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
 
     private static ThreadEvent Event(Guid thread, long sequence) =>
         new(thread, sequence, ThreadEventTypes.MessageDelta, null, DateTimeOffset.UtcNow, $$"""{"n":{{sequence}}}""");
@@ -68,16 +72,19 @@ public sealed class RedisBackplaneTests(RedisServer redis) : IClassFixture<Redis
     [Fact]
     public async Task A_node_counts_the_events_other_nodes_appended_so_its_idle_trim_waits_while_a_remote_reply_streams()
     {
-        var metrics = new ParleyMetrics(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        var metrics = NewMetrics();
         var (a, b) = (NewNode(metrics), NewNode());
         var thread = Guid.NewGuid();
         using var onA = a.Subscribe(thread);
+        using var onB = b.Subscribe(thread);
 
         b.Publish([Event(thread, 1), Event(thread, 2)]);
         Assert.Equal([1L, 2L], await ReadAsync(onA, 2));
         Assert.Equal(2, metrics.EventsSeenTotal);
-        // A's own publishes come back from Redis too; they were counted where they were appended, not again here.
+        // A's own publishes come back from Redis too; they were counted where they were appended, not again here. Once
+        // B has 3, Redis has sent A its echo of 3, ahead of 4 on A's connection.
         a.Publish([Event(thread, 3)]);
+        Assert.Equal([1L, 2L, 3L], await ReadAsync(onB, 3));
         b.Publish([Event(thread, 4)]);
         Assert.Equal([3L, 4L], await ReadAsync(onA, 2));
         Assert.Equal(3, metrics.EventsSeenTotal);

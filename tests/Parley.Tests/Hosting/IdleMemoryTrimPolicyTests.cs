@@ -5,99 +5,178 @@ namespace Parley.Tests.Hosting;
 
 /// <summary>
 /// An idle server that grew gives memory back once, and a busy one never stops for it: the idle trim's rules (idle for
-/// the configured period, grown by 32 MiB since the last trim, at most 1 % of the time paused).
+/// the configured period — no run, no thread event, little allocation —, grown by 32 MiB since the last trim, one trim
+/// per idle period, at most 1 % of the time paused).
 /// </summary>
 public sealed class IdleMemoryTrimPolicyTests
 {
     private const long MiB = 1 << 20;
-    private static readonly TimeSpan Second = TimeSpan.FromSeconds(1);
 
-    // Feeds the policy one reading a second from `from` to `to` (s), allocating `bytesPerSecond` and resident
-    // `resident(t)`; returns the seconds at which it said to trim (each recorded with `pause`, leaving `leftResident`
-    // resident, by default the reading itself: a trim that found nothing to give back).
-    private static List<int> Run(IdleMemoryTrimPolicy policy, int from, int to, long bytesPerSecond, Func<int, long> resident, ref long allocated,
-        TimeSpan? pause = null, long? leftResident = null, Func<int, long>? eventsAppended = null)
+    // A simulated server read once a second: what it allocates, handles and holds in each second from now on.
+    private sealed class Server(IdleMemoryTrimPolicy policy)
     {
-        var trims = new List<int>();
-        for (var t = from; t <= to; t++)
+        public int Second { get; private set; } = -1;
+        public long Allocated { get; private set; }
+        public long Events { get; private set; }
+        public long Resident { get; set; } = 100 * MiB;
+
+        // The pause each trim takes, and what it leaves resident (by default what was resident: nothing to give back).
+        public TimeSpan Pause { get; set; } = TimeSpan.FromMilliseconds(100);
+        public long? LeftResident { get; set; }
+
+        // Runs `seconds` readings, each after a second that allocated `bytes` and handled `events` with `running` as
+        // the run engine's state; returns the seconds at which the policy trimmed.
+        public List<int> Run(int seconds, long bytes = 0, long events = 0, bool running = false)
         {
-            allocated += bytesPerSecond;
-            if (!policy.ShouldTrim(t * Second, allocated, eventsAppended?.Invoke(t) ?? 0, resident(t))) continue;
-            trims.Add(t);
-            policy.Trimmed(t * Second, pause ?? TimeSpan.FromMilliseconds(100), leftResident ?? resident(t));
+            var trims = new List<int>();
+            for (var i = 0; i < seconds; i++)
+            {
+                Second++;
+                Allocated += bytes;
+                Events += events;
+                var now = TimeSpan.FromSeconds(Second);
+                if (!policy.ShouldTrim(new IdleMemoryTrimPolicy.Reading(now, Allocated, Events, running, Resident))) continue;
+                trims.Add(Second);
+                if (LeftResident is { } left) Resident = left;
+                policy.Trimmed(now, Pause, Resident);
+            }
+            return trims;
         }
-        return trims;
     }
+
+    private static Server NewServer() => new(new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5)));
 
     [Fact]
     public void A_server_that_grew_and_then_idles_trims_once_after_the_idle_period()
     {
-        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
-        long allocated = 0;
-        // Busy for 20 s (50 MB/s) while memory grows from 100 to 300 MiB: no trim.
-        Assert.Empty(Run(policy, 0, 20, 50 * MiB, t => (100 + 10 * t) * MiB, ref allocated));
-        // Then heartbeats only (0.2 MB/s): a trim once the last busy second is 5 s behind, and none after it.
-        Assert.Equal([25], Run(policy, 21, 120, MiB / 5, _ => 300 * MiB, ref allocated));
+        var server = NewServer();
+        server.Run(1);
+        server.Resident = 300 * MiB;
+        // Busy for 20 s (50 MB/s, replies streaming): no trim.
+        Assert.Empty(server.Run(20, bytes: 50 * MiB, events: 500, running: true));
+        // Then heartbeats only (0.2 MB/s): a trim once the last busy second is 5 s behind, and none after it even
+        // though the memory stays where it was, for an hour.
+        Assert.Equal([25], server.Run(3600, bytes: MiB / 5));
+    }
+
+    [Fact]
+    public void Memory_that_creeps_back_while_the_server_stays_idle_is_not_trimmed_again_until_it_was_busy()
+    {
+        var server = NewServer();
+        server.Run(1);
+        server.Resident = 300 * MiB;
+        server.LeftResident = 100 * MiB;
+        Assert.Equal([5], server.Run(5));
+        // After the trim every page the heartbeats touch is resident again, up to the gen0 budget: 200 MiB, idle all
+        // along. Trimming at every 32 MiB would pause the process every few minutes, forever.
+        server.LeftResident = null;
+        server.Resident = 200 * MiB;
+        Assert.Empty(server.Run(3600, bytes: MiB / 5));
+        server.Run(1, bytes: 50 * MiB);
+        Assert.Equal([3611], server.Run(10));
     }
 
     [Fact]
     public void A_busy_server_never_trims()
     {
-        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
-        long allocated = 0;
-        Assert.Empty(Run(policy, 0, 300, 2 * MiB, t => (100 + t) * MiB, ref allocated));
+        var server = NewServer();
+        server.Run(1);
+        server.Resident = 500 * MiB;
+        Assert.Empty(server.Run(300, bytes: 2 * MiB));
+    }
+
+    [Fact]
+    public void A_server_that_allocates_in_bursts_after_a_long_quiet_spell_does_not_trim_during_a_burst()
+    {
+        var server = NewServer();
+        server.Run(3600); // a quiet hour, nothing to give back
+        server.Resident = 400 * MiB;
+        // A surge of requests that handles no thread event (logins, say): 200 MB/s for 3 s. The allocation alone keeps
+        // the server from being idle until 5 s after the surge, however long it was quiet before.
+        Assert.Empty(server.Run(3, bytes: 200 * MiB));
+        Assert.Equal([3607], server.Run(10));
+    }
+
+    [Fact]
+    public void A_second_of_allocation_over_the_rate_restarts_the_idle_period()
+    {
+        var server = NewServer();
+        server.Run(1);
+        server.Resident = 200 * MiB;
+        Assert.Empty(server.Run(4));
+        Assert.Empty(server.Run(1, bytes: 2 * MiB)); // at second 5: one busy second (a few requests)
+        Assert.Equal([10], server.Run(10));
     }
 
     [Fact]
     public void An_idle_server_that_did_not_grow_does_not_trim()
     {
-        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
-        long allocated = 0;
-        // 31 MiB over its lowest reading: not worth a pause.
-        Assert.Empty(Run(policy, 0, 60, 0, t => t < 10 ? 150 * MiB : 181 * MiB, ref allocated));
-        Assert.Equal([61], Run(policy, 61, 70, 0, _ => 182 * MiB, ref allocated));
+        var server = NewServer();
+        server.Run(1);
+        server.Resident = 131 * MiB; // 31 MiB over its lowest reading: not worth a pause
+        Assert.Empty(server.Run(60));
+        server.Run(1, bytes: 10 * MiB); // busy for a second, then 1 MiB more
+        server.Resident = 132 * MiB;
+        Assert.Equal([66], server.Run(10));
     }
 
     [Fact]
     public void Growth_counts_from_what_the_last_trim_left()
     {
-        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
-        long allocated = 0;
-        Assert.Equal([5], Run(policy, 0, 5, 0, t => t == 0 ? 100 * MiB : 200 * MiB, ref allocated, leftResident: 100 * MiB));
-        // The trim left 100 MiB; 120 MiB is 20 over it, 140 MiB 40.
-        Assert.Empty(Run(policy, 6, 30, 0, _ => 120 * MiB, ref allocated));
-        Assert.Equal([31], Run(policy, 31, 40, 0, _ => 140 * MiB, ref allocated));
+        var server = NewServer();
+        server.Run(1);
+        server.Resident = 200 * MiB;
+        server.LeftResident = 100 * MiB;
+        Assert.Equal([5], server.Run(5));
+        // Busy, then idle again: 120 MiB is 20 over what the trim left, 140 MiB 40.
+        server.Run(1, bytes: 50 * MiB);
+        server.Resident = 120 * MiB;
+        Assert.Empty(server.Run(20));
+        server.Run(1, bytes: 50 * MiB);
+        server.Resident = 140 * MiB;
+        Assert.Equal([32], server.Run(10));
     }
 
     [Fact]
-    public void Trims_stop_the_process_for_at_most_one_percent_of_the_time()
+    public void A_server_busy_and_idle_by_turns_is_paused_for_at_most_one_percent_of_the_time()
     {
-        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
-        long allocated = 0;
-        // Idle throughout, memory back at 160 MiB after every trim that left 100: each 300 ms pause allows the next 30 s later.
-        var trims = Run(policy, 0, 100, 0, t => t == 0 ? 100 * MiB : 160 * MiB, ref allocated, TimeSpan.FromMilliseconds(300), leftResident: 100 * MiB);
-        Assert.Equal([5, 35, 65, 95], trims);
+        var server = NewServer();
+        server.Pause = TimeSpan.FromMilliseconds(300);
+        server.LeftResident = 100 * MiB;
+        server.Run(1);
+        var trims = new List<int>();
+        // Every 10 s: a busy second that grows memory by 60 MiB, then 9 idle seconds. Each 300 ms pause allows the
+        // next trim 30 s later at the earliest, at the end of the idle seconds that follow.
+        for (var cycle = 0; cycle < 10; cycle++)
+        {
+            server.Run(1, bytes: 60 * MiB);
+            server.Resident = 160 * MiB;
+            trims.AddRange(server.Run(9));
+        }
+        Assert.Equal([6, 36, 66, 96], trims);
     }
 
     [Fact]
-    public void A_burst_of_allocation_restarts_the_idle_period()
+    public void A_run_waiting_for_its_model_keeps_the_server_from_trimming()
     {
-        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
-        long allocated = 0;
-        Assert.Empty(Run(policy, 0, 3, 0, t => t == 0 ? 100 * MiB : 200 * MiB, ref allocated));
-        allocated += 20 * MiB; // one busy second (a reply, a few requests)
-        Assert.Equal([9], Run(policy, 4, 20, 0, _ => 200 * MiB, ref allocated));
+        var server = NewServer();
+        server.Run(1);
+        server.Resident = 300 * MiB;
+        // A reasoning model thinks for 60 s: no event, almost no allocation, but a run is executing.
+        Assert.Empty(server.Run(60, running: true));
+        Assert.Equal([65], server.Run(10));
     }
 
     [Fact]
     public void A_reply_streaming_slowly_keeps_the_server_from_trimming()
     {
-        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
-        long allocated = 0;
-        // One delta every 4 ms allocates well under the idle rate, but someone waits for each token: no trim while it
-        // streams (an event appended every second), one 5 s after its last event.
-        Assert.Empty(Run(policy, 0, 60, MiB / 4, t => (100 + t) * MiB, ref allocated, eventsAppended: t => 250L * t));
-        Assert.Equal([66], Run(policy, 61, 80, 0, _ => 160 * MiB, ref allocated, eventsAppended: _ => 250L * 61));
+        var server = NewServer();
+        server.Run(1);
+        server.Resident = 300 * MiB;
+        // One delta every 4 ms, produced on another node: well under the idle rate, no run here, but an event handled
+        // every second. No trim while it streams; one 5 s after its last event.
+        Assert.Empty(server.Run(60, bytes: MiB / 4, events: 250));
+        Assert.Equal([65], server.Run(10));
     }
 
     [Fact]

@@ -60,6 +60,9 @@ public sealed class ParleyTestServer : IAsyncDisposable
             "--Parley:Demo:PrintBanner=false",
             "--Parley:Streaming:HeartbeatSeconds=0.5",
             "--Logging:LogLevel:Default=Warning",
+            // The idle trim collects the whole process's heap, and the test process runs many hosts at once, each of
+            // which sees only its own runs and events (its rules are unit-tested in IdleMemoryTrimPolicyTests).
+            "--Parley:Memory:TrimWhenIdle=false",
         };
         if (agentsFolder is not null) args.Add($"--Parley:Agents:Path={agentsFolder}");
         args.AddRange(extraArgs);

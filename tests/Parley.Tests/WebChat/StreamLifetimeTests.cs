@@ -77,6 +77,22 @@ public sealed class StreamLifetimeTests
     }
 
     [Fact]
+    public async Task A_stream_replaying_stored_events_counts_them_as_handled_so_the_idle_trim_waits_for_it()
+    {
+        await using var server = await ParleyTestServer.StartAsync();
+        var metrics = server.Services.GetRequiredService<ParleyMetrics>();
+        var threadId = (await server.Client.CreateThreadAsync(ParleyTestServer.LeadQualifierId)).GetProperty("id").GetString()!;
+        var seenBefore = metrics.EventsSeenTotal;
+        Assert.True(seenBefore >= 1, "the thread's creation was appended");
+
+        // The stream reads the thread's stored events back (here its creation); they count as handled events, as events
+        // received from another node do, so a node streaming a reply that another node appends does not look idle.
+        await using var stream = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        Assert.Equal("thread.created", (await stream.NextAsync())?.EventType);
+        Assert.True(metrics.EventsSeenTotal > seenBefore);
+    }
+
+    [Fact]
     public async Task A_stream_whose_client_leaves_is_closed_on_the_server()
     {
         await using var server = await ParleyTestServer.StartAsync();
