@@ -44,7 +44,7 @@ public sealed class ParleyMetrics
     /// <summary>
     /// Thread events this host has handled since it started: appended here, received from another node (the Redis
     /// backplane), or read back from the store for a stream (a replay, or a catch-up after another node appended them).
-    /// It does not move while no thread this host appends to or streams changes; the idle trim reads it.
+    /// It stands still while this host appends nothing, receives nothing and replays nothing; the idle trim reads it.
     /// </summary>
     public long EventsSeenTotal => Interlocked.Read(ref _eventsSeenTotal);
 

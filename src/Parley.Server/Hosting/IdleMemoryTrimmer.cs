@@ -81,10 +81,12 @@ public sealed partial class IdleMemoryTrimmer(IOptions<MemoryOptions> options, P
 /// <list type="number">
 /// <item><b>Idle:</b> for the whole idle period (<c>Parley:Memory:IdleSeconds</c>): no run executing or scheduled on
 /// this node, no thread event handled (appended here, received from another node, or read back for a stream: nobody
-/// waits for the next token while the process pauses), and less than <see cref="IdleAllocationBytesPerSecond"/>
-/// allocated in every second (10,000 idle streams allocate 2–10 B per heartbeat: docs/benchmarks.md, idle-streams), so
+/// on this node waits for the next token while the process pauses), and at most <see cref="IdleAllocationBytesPerSecond"/>
+/// allocated in each second between readings taken at most two intervals apart (10,000 idle streams allocate 2–10 B per heartbeat: docs/benchmarks.md, idle-streams), so
 /// the collector would not run on its own for a long time. Any reading that fails one of these starts the period over.
-/// A request in flight that does none of these (a slow read of a long history, say) can still meet the pause.</item>
+/// A request in flight that does none of these (a slow read of a long history, say), a request that arrives during the
+/// pause (a user's next message, typically a few seconds after a reply ended), and a stream on this node waiting for
+/// the first token of a run that another node executes can still meet the pause.</item>
 /// <item><b>Grown:</b> the resident memory is at least <see cref="GrowthBytes"/> above its lowest reading since the
 /// last trim (or the start), so there is something worth giving back.</item>
 /// <item><b>Rare:</b> at least 100 × the last trim's pause has passed since it ended, so that even a server that is
@@ -125,7 +127,10 @@ public sealed class IdleMemoryTrimPolicy(TimeSpan idlePeriod)
         _lowestResident = Math.Min(_lowestResident, reading.ResidentBytes);
         var previous = _previous;
         _previous = reading;
+        // A reading more than two intervals after the last (the process was starved or suspended) proves nothing about
+        // the time between: it starts the period over too.
         if (previous is not { } last || reading.RunsActive || reading.EventsSeen != last.EventsSeen
+            || reading.Now - last.Now > 2 * CheckInterval
             || reading.AllocatedBytes - last.AllocatedBytes > IdleAllocationBytesPerSecond * Math.Max(1, (reading.Now - last.Now).TotalSeconds))
         {
             (_idleSince, _trimmedThisPeriod) = (reading.Now, false);

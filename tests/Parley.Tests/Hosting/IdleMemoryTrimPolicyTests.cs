@@ -77,6 +77,18 @@ public sealed class IdleMemoryTrimPolicyTests
     }
 
     [Fact]
+    public void A_late_reading_after_a_busy_one_does_not_count_as_an_idle_period()
+    {
+        var policy = new IdleMemoryTrimPolicy(TimeSpan.FromSeconds(5));
+        Assert.False(policy.ShouldTrim(new(TimeSpan.FromSeconds(0), 0, 0, false, 100 * MiB)));
+        Assert.False(policy.ShouldTrim(new(TimeSpan.FromSeconds(1), 50 * MiB, 0, false, 300 * MiB))); // busy
+        // The process was starved for 6 s: the next reading cannot tell whether it was idle, so the period starts there.
+        Assert.False(policy.ShouldTrim(new(TimeSpan.FromSeconds(7), 55 * MiB, 0, false, 300 * MiB)));
+        for (var t = 8; t < 12; t++) Assert.False(policy.ShouldTrim(new(TimeSpan.FromSeconds(t), 55 * MiB, 0, false, 300 * MiB)));
+        Assert.True(policy.ShouldTrim(new(TimeSpan.FromSeconds(12), 55 * MiB, 0, false, 300 * MiB)));
+    }
+
+    [Fact]
     public void A_busy_server_never_trims()
     {
         var server = NewServer();
@@ -126,14 +138,14 @@ public sealed class IdleMemoryTrimPolicyTests
         var server = NewServer();
         server.Run(1);
         server.Resident = 200 * MiB;
-        server.LeftResident = 100 * MiB;
+        server.LeftResident = 150 * MiB;
         Assert.Equal([5], server.Run(5));
-        // Busy, then idle again: 120 MiB is 20 over what the trim left, 140 MiB 40.
+        // Busy, then idle again: 170 MiB is 20 over what the trim left (70 over the start's low), 190 MiB 40.
         server.Run(1, bytes: 50 * MiB);
-        server.Resident = 120 * MiB;
+        server.Resident = 170 * MiB;
         Assert.Empty(server.Run(20));
         server.Run(1, bytes: 50 * MiB);
-        server.Resident = 140 * MiB;
+        server.Resident = 190 * MiB;
         Assert.Equal([32], server.Run(10));
     }
 
