@@ -35,9 +35,12 @@ bool Wants(string name) => scenario == "all" || scenario == name;
 // server idles after growing): a scenario that keeps the server busy should read 0.
 static async Task<Dictionary<string, double>> WithIdleTrimsAsync(ParleyProcess parley, Dictionary<string, double> figures)
 {
-    figures["server_idle_trims"] = MetricSum(await parley.ScrapeAsync(), "parley_memory_idle_trim_duration_milliseconds_count");
+    figures["server_idle_trims"] = IdleTrims(await parley.ScrapeAsync()).Count;
     return figures;
 }
+
+// The server's idle trims (the parley.memory.idle_trim_duration histogram) since it started, from one /metrics scrape.
+static Histogram IdleTrims(string metrics) => Histogram.Between("", metrics, "parley_memory_idle_trim_duration_milliseconds");
 Console.Error.WriteLine($"Parley.Bench: {Environment.ProcessorCount} cores, server {serverDll}, {(quick ? "quick" : "full")} sizes");
 
 // The ceiling is measured in the same run, for the same event size, so every throughput is also a ratio to it. The
@@ -267,7 +270,7 @@ if (Wants("concurrent-runs-paced"))
     {
         ["threads"] = c,
         // Read before the floor's measurement, during which this server idles (and may trim): 0 if none came in the window.
-        ["server_idle_trims"] = MetricSum(metricsAfter, "parley_memory_idle_trim_duration_milliseconds_count"),
+        ["server_idle_trims"] = IdleTrims(metricsAfter).Count,
         ["token_delay_ms"] = TokenDelayMs,
         ["window_s"] = window.TotalSeconds,
         ["deltas_in_window"] = delivered,
@@ -354,7 +357,7 @@ if (Wants("idle-streams"))
     var heap = MetricSum(metrics, "dotnet_gc_last_collection_heap_size_bytes");
     var open = MetricSum(metrics, "parley_streams_open");
     var allocatedAfter = MetricSum(metrics, "dotnet_gc_heap_total_allocated_bytes_total");
-    var trims = Histogram.Between("", metrics, "parley_memory_idle_trim_duration_milliseconds");
+    var trims = IdleTrims(metrics);
     foreach (var s in streams) s.Dispose();
 
     // The floor: the same streams, opened and held the same way, on the ceiling's minimal Kestrel endpoint in a process
