@@ -169,6 +169,10 @@ internal static class SqliteSchema
         // build before this one reads the row alone and would reuse sequence numbers of a thread that streamed: the
         // version makes it refuse the file ("newer than this Parley build knows") instead.
         (7, "SELECT 1;"),
+        // A run of consecutive message.delta events is stored as one row (SqliteStore.EventInserter): last_sequence is
+        // its last event's sequence (NULL for a row of one event) and data the events' data joined by '\n'. A build
+        // before this one would read such a row as one event: the version makes it refuse the file instead.
+        (8, "ALTER TABLE thread_events ADD COLUMN last_sequence INTEGER;"),
     ];
 
     /// <summary>The newest schema version this build knows.</summary>

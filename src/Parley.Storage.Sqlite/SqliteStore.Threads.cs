@@ -20,9 +20,10 @@ public sealed partial class SqliteStore : IThreadStore
     // A write that appends only message.delta events leaves its thread's row as it is (ThreadChange.OnlyDeltas): a streaming reply
     // rewrote the row's page on every delta, the second of the two pages each delta wrote to the WAL. A thread's last
     // sequence is therefore the row's or its last event's, whichever is higher; the event log is append-only (no
-    // event is ever deleted), and its primary key (thread_id, sequence) finds the last one in one seek.
+    // event is ever deleted), and its primary key (thread_id, sequence) finds the last row in one seek. A row may hold
+    // several deltas (EventInserter): its last event is last_sequence's.
     private const string LastSequenceOfThread =
-        "max(threads.last_sequence, coalesce((SELECT max(e.sequence) FROM thread_events e WHERE e.thread_id = threads.id), 0))";
+        "max(threads.last_sequence, coalesce((SELECT coalesce(e.last_sequence, e.sequence) FROM thread_events e WHERE e.thread_id = threads.id ORDER BY e.sequence DESC LIMIT 1), 0))";
 
     private const string ThreadSelectColumns = ThreadColumnsBeforeSequence + ", " + LastSequenceOfThread;
 
@@ -102,16 +103,48 @@ public sealed partial class SqliteStore : IThreadStore
         }, cancellationToken, priority);
 
     /// <inheritdoc />
+    /// <remarks>
+    /// A row may hold a run of deltas (<see cref="EventInserter"/>), so the rows read start at the last one that begins
+    /// at or before <paramref name="afterSequence"/>, and its events up to <paramref name="afterSequence"/> are skipped.
+    /// Throws <see cref="InvalidDataException"/> for a row whose data does not split into as many events as its
+    /// sequence range names.
+    /// </remarks>
     public Task<IReadOnlyList<ThreadEvent>> ReadEventsAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default)
     {
         using var connection = Open();
-        using var query = Command(connection,
-            "SELECT sequence, type, run_id, created_at, data FROM thread_events WHERE thread_id = $thread AND sequence > $after ORDER BY sequence LIMIT $limit", null,
+        using var query = Command(connection, """
+            SELECT sequence, type, run_id, created_at, data, last_sequence FROM thread_events
+            WHERE thread_id = $thread AND coalesce(last_sequence, sequence) > $after
+              AND sequence >= coalesce((SELECT sequence FROM thread_events WHERE thread_id = $thread AND sequence <= $after ORDER BY sequence DESC LIMIT 1), 0)
+            ORDER BY sequence LIMIT $limit
+            """, null,
             ("$thread", Text(threadId)), ("$after", afterSequence), ("$limit", limit));
         using var r = query.ExecuteReader();
         var events = new List<ThreadEvent>();
-        while (r.Read())
-            events.Add(new ThreadEvent(threadId, r.GetInt64(0), r.GetString(1), ReadNullableGuid(r, 2), ReadTime(r, 3), r.GetString(4)));
+        while (events.Count < limit && r.Read())
+        {
+            var sequence = r.GetInt64(0);
+            var type = r.GetString(1);
+            var runId = ReadNullableGuid(r, 2);
+            var createdAt = ReadTime(r, 3);
+            var data = r.GetString(4);
+            if (r.IsDBNull(5))
+            {
+                events.Add(new ThreadEvent(threadId, sequence, type, runId, createdAt, data));
+                continue;
+            }
+            var last = r.GetInt64(5);
+            var start = 0;
+            for (var s = sequence; s <= last; s++)
+            {
+                var end = s < last ? data.IndexOf('\n', start) : data.Length;
+                if (end < 0 || (s == last && data.IndexOf('\n', start) >= 0))
+                    throw new InvalidDataException($"The stored events {sequence}–{last} of thread {threadId} do not split into {last - sequence + 1} events.");
+                if (s > afterSequence && events.Count < limit)
+                    events.Add(new ThreadEvent(threadId, s, type, runId, createdAt, data[start..end]));
+                start = end + 1;
+            }
+        }
         return Task.FromResult<IReadOnlyList<ThreadEvent>>(events);
     }
 

@@ -1,3 +1,4 @@
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Parley.Core.Events;
 using Parley.Storage.Sqlite;
@@ -15,6 +16,16 @@ public sealed class SqliteThreadStoreTests : ThreadStoreConformanceTests
 
     protected override Task<StoreUnderTest> OpenSecondAsync(StoreUnderTest first) =>
         Task.FromResult(Open(((Owner)first.Owner).Store.DataSource, null));
+
+    protected override long? CountEventRows(StoreUnderTest store, Guid threadId)
+    {
+        using var connection = new SqliteConnection($"Data Source={((Owner)store.Owner).Store.DataSource};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var count = connection.CreateCommand();
+        count.CommandText = "SELECT COUNT(*) FROM thread_events WHERE thread_id = $thread";
+        count.Parameters.AddWithValue("$thread", threadId.ToString());
+        return (long)count.ExecuteScalar()!;
+    }
 
     private static StoreUnderTest Open(string path, string? folder)
     {

@@ -34,6 +34,9 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     /// <summary>Opens another store (another node) on the database of <paramref name="first"/>.</summary>
     protected abstract Task<StoreUnderTest> OpenSecondAsync(StoreUnderTest first);
 
+    /// <summary>How many rows of the event log hold <paramref name="threadId"/>'s events, where the store packs several per row; null where it keeps one per event.</summary>
+    protected virtual long? CountEventRows(StoreUnderTest store, Guid threadId) => null;
+
     public virtual async ValueTask InitializeAsync()
     {
         _store = await OpenNewAsync();
@@ -305,6 +308,56 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         })));
 
         await AssertGapFreeAsync(Threads, thread.Id, 1 + writers * writesEach);
+    }
+
+    [Fact]
+    public async Task A_writes_deltas_read_back_one_event_each_from_any_point_in_pages_that_end_anywhere_on_every_node()
+    {
+        var second = await OpenSecondAsync(_store);
+        _owned.Add(second.Owner);
+        var thread = await CreateThreadAsync();
+        var run = Guid.NewGuid();
+        // 600 deltas in one write (more than a packed row holds), one whose data has a line break, then another event
+        // type, then a delta again: sequences 2–603 after the thread's creation.
+        static string Data(int i) => i == 300 ? "{\"delta\":\n\"line\"}" : $$"""{"delta":"{{i}}"}""";
+        await Threads.UpdateThreadAsync(thread.Id, change =>
+        {
+            for (var i = 0; i < 600; i++) change.AppendRaw(ThreadEventTypes.MessageDelta, run, Data(i));
+            change.AppendRaw(ThreadEventTypes.ToolCall, run, "{}");
+            change.AppendRaw(ThreadEventTypes.MessageDelta, run, """{"delta":"after"}""");
+            return true;
+        });
+
+        var expected = new List<(long, string, string)> { (1, ThreadEventTypes.ThreadCreated, "{}") };
+        expected.AddRange(Enumerable.Range(0, 600).Select(i => (i + 2L, ThreadEventTypes.MessageDelta, Data(i))));
+        expected.Add((602, ThreadEventTypes.ToolCall, "{}"));
+        expected.Add((603, ThreadEventTypes.MessageDelta, """{"delta":"after"}"""));
+        foreach (var node in new[] { Threads, second.Threads })
+        {
+            Assert.Equal(603, (await node.GetThreadAsync(thread.Id))!.LastSequence);
+            var all = await node.ReadEventsAsync(thread.Id, 0, 1000);
+            Assert.Equal(expected, all.Select(e => (e.Sequence, e.Type, e.Data)));
+            Assert.All(all.Skip(1), e => Assert.Equal(run, e.RunId));
+            foreach (var after in new long[] { 0, 1, 2, 3, 150, 256, 257, 258, 300, 301, 302, 303, 559, 560, 601, 602, 603 })
+            {
+                var page = await node.ReadEventsAsync(thread.Id, after, 7);
+                Assert.Equal(expected.Where(x => x.Item1 > after).Take(7), page.Select(e => (e.Sequence, e.Type, e.Data)));
+            }
+            // Read to the end in pages of 5, as a replay does: every event once, in order.
+            var paged = new List<long>();
+            for (long last = 0; ;)
+            {
+                var page = await node.ReadEventsAsync(thread.Id, last, 5);
+                if (page.Count == 0) break;
+                paged.AddRange(page.Select(e => e.Sequence));
+                last = page[^1].Sequence;
+            }
+            Assert.Equal(expected.Select(x => x.Item1), paged);
+        }
+        // A store that packs deltas: the thread's creation, 256 + 44 deltas, the one with the line break alone,
+        // 256 + 43, the tool call and the last delta.
+        if (CountEventRows(_store, thread.Id) is { } rows) Assert.Equal(8, rows);
+        Assert.Equal(604, await second.Threads.UpdateThreadAsync(thread.Id, change => change.AppendRaw(ThreadEventTypes.MessageDelta, run, "{}").Sequence));
     }
 
     [Fact]
