@@ -314,13 +314,17 @@ public sealed partial class RunEngine(
     private async Task WriteUpdatesAsync(ChannelReader<AgentUpdate> reader, Run run, RunProgress progress, CancellationTokenSource runCancellation)
     {
         await Task.Yield();
-        var batch = new List<AgentUpdate>(64);
-        var deltas = new List<PreparedDelta?>(64);
+        // Sized for each write as it is taken (a reply yielded at once is a write of hundreds of updates): growing
+        // from a small start allocated two or three arrays per run (5-7 % of the bytes allocated in the C = 1,000 burst).
+        var batch = new List<AgentUpdate>();
+        var deltas = new List<PreparedDelta?>();
         try
         {
             while (await reader.WaitToReadAsync(CancellationToken.None))
             {
+                batch.EnsureCapacity(Math.Min(reader.Count, MaxUpdatesPerWrite));
                 while (batch.Count < MaxUpdatesPerWrite && reader.TryRead(out var update)) batch.Add(update);
+                deltas.EnsureCapacity(batch.Count);
                 PrepareDeltas(batch, progress.PendingMessageId, time.GetUtcNow(), deltas);
                 // The run's first output is as urgent as its start (time to first token); the rest of its stream yields
                 // to the writes of other runs' first outputs and of users' messages.

@@ -175,7 +175,7 @@ public sealed record ThreadClosedData(DateTimeOffset ClosedAt, string ClosedReas
 /// <summary>Data of a <c>message.delta</c> event.</summary>
 /// <param name="MessageId">The outbound message being generated.</param>
 /// <param name="Delta">The new text.</param>
-public sealed record MessageDeltaData(Guid MessageId, string Delta);
+public readonly record struct MessageDeltaData(Guid MessageId, string Delta);
 
 /// <summary>Data of a <c>run.cancel_requested</c> event: the executing engine (on whichever node) stops the run.</summary>
 /// <param name="RunId">The run to stop.</param>
