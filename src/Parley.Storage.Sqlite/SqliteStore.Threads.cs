@@ -135,12 +135,12 @@ public sealed partial class SqliteStore : IThreadStore
             }
             var last = r.GetInt64(5);
             var start = 0;
-            for (var s = sequence; s <= last; s++)
+            for (var s = sequence; s <= last && events.Count < limit; s++)
             {
                 var end = s < last ? data.IndexOf('\n', start) : data.Length;
                 if (end < 0 || (s == last && data.IndexOf('\n', start) >= 0))
                     throw new InvalidDataException($"The stored events {sequence}–{last} of thread {threadId} do not split into {last - sequence + 1} events.");
-                if (s > afterSequence && events.Count < limit)
+                if (s > afterSequence)
                     events.Add(new ThreadEvent(threadId, s, type, runId, createdAt, data[start..end]));
                 start = end + 1;
             }

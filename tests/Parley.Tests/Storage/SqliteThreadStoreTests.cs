@@ -17,6 +17,32 @@ public sealed class SqliteThreadStoreTests : ThreadStoreConformanceTests
     protected override Task<StoreUnderTest> OpenSecondAsync(StoreUnderTest first) =>
         Task.FromResult(Open(((Owner)first.Owner).Store.DataSource, null));
 
+    [Fact]
+    public void A_row_packs_only_consecutive_deltas_of_one_thread_run_and_time_up_to_its_bounds()
+    {
+        var thread = Guid.NewGuid();
+        var run = Guid.NewGuid();
+        var time = DateTimeOffset.UtcNow;
+        ThreadEvent Delta(long sequence, Guid? runId = null, DateTimeOffset? at = null, string data = "{}", Guid? threadId = null) =>
+            new(threadId ?? thread, sequence, ThreadEventTypes.MessageDelta, runId ?? run, at ?? time, data);
+        int End(params ThreadEvent[] events) => SqliteStore.DeltaRowEnd(events, 0);
+
+        Assert.Equal(3, End(Delta(1), Delta(2), Delta(3)));
+        Assert.Equal(2, End(Delta(1), Delta(2), Delta(3, runId: Guid.NewGuid())));            // another run
+        Assert.Equal(1, End(Delta(1), new ThreadEvent(thread, 2, ThreadEventTypes.MessageDelta, null, time, "{}"))); // no run
+        Assert.Equal(2, End(Delta(1), Delta(2), Delta(3, at: time.AddMilliseconds(1))));     // another time
+        Assert.Equal(1, End(Delta(1), Delta(3)));                                             // a gap in the sequence
+        Assert.Equal(1, End(Delta(1), Delta(2, threadId: Guid.NewGuid())));                    // another thread
+        Assert.Equal(1, End(Delta(1), new ThreadEvent(thread, 2, ThreadEventTypes.ToolCall, run, time, "{}")));
+        Assert.Equal(1, End(Delta(1, data: "{\n}"), Delta(2)));                                // the separator in its data
+        Assert.Equal(2, End(Delta(1), Delta(2), Delta(3, data: "{\n}")));
+        var many = Enumerable.Range(1, 300).Select(i => Delta(i)).ToArray();
+        Assert.Equal(SqliteStore.MaxEventsPerRow, End(many));
+        var half = new string('x', SqliteStore.MaxDataCharsPerRow / 2);
+        Assert.Equal(1, End(Delta(1, data: half), Delta(2, data: half)));                     // 1 separator over the bound
+        Assert.Equal(2, End(Delta(1, data: half[1..]), Delta(2, data: half)));                // exactly at it
+    }
+
     protected override long? CountEventRows(StoreUnderTest store, Guid threadId)
     {
         using var connection = new SqliteConnection($"Data Source={((Owner)store.Owner).Store.DataSource};Mode=ReadOnly;Pooling=False");

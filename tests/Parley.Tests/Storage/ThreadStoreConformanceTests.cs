@@ -319,7 +319,7 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         var run = Guid.NewGuid();
         // 600 deltas in one write (more than a packed row holds), one whose data has a line break, then another event
         // type, then a delta again: sequences 2–603 after the thread's creation.
-        static string Data(int i) => i == 300 ? "{\"delta\":\n\"line\"}" : $$"""{"delta":"{{i}}"}""";
+        static string Data(int i) => i == 300 ? "{\"delta\":\n\"line\"}" : $$"""{"delta":"{{i}} é😀"}""";
         await Threads.UpdateThreadAsync(thread.Id, change =>
         {
             for (var i = 0; i < 600; i++) change.AppendRaw(ThreadEventTypes.MessageDelta, run, Data(i));
@@ -357,7 +357,24 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         // A store that packs deltas: the thread's creation, 256 + 44 deltas, the one with the line break alone,
         // 256 + 43, the tool call and the last delta.
         if (CountEventRows(_store, thread.Id) is { } rows) Assert.Equal(8, rows);
-        Assert.Equal(604, await second.Threads.UpdateThreadAsync(thread.Id, change => change.AppendRaw(ThreadEventTypes.MessageDelta, run, "{}").Sequence));
+
+        // A write of deltas only, of two runs: each event keeps its run, and the thread's last sequence (which such a
+        // write leaves out of the thread's row in SQLite) is its last event's on both nodes.
+        var next = Guid.NewGuid();
+        await Threads.UpdateThreadAsync(thread.Id, change =>
+        {
+            for (var i = 0; i < 5; i++) change.AppendRaw(ThreadEventTypes.MessageDelta, i < 2 ? run : next, $$"""{"delta":"tail {{i}}"}""");
+            return true;
+        });
+        foreach (var node in new[] { Threads, second.Threads })
+        {
+            Assert.Equal(608, (await node.GetThreadAsync(thread.Id))!.LastSequence);
+            var tail = await node.ReadEventsAsync(thread.Id, 603, 10);
+            Assert.Equal([run, run, next, next, next], tail.Select(e => e.RunId));
+            Assert.Equal("""{"delta":"tail 4"}""", tail[^1].Data);
+        }
+        if (CountEventRows(_store, thread.Id) is { } allRows) Assert.Equal(10, allRows); // one row per run
+        Assert.Equal(609, await second.Threads.UpdateThreadAsync(thread.Id, change => change.AppendRaw(ThreadEventTypes.MessageDelta, next, "{}").Sequence));
     }
 
     [Fact]
