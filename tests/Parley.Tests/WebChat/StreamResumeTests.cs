@@ -86,6 +86,38 @@ public sealed class StreamResumeTests
     }
 
     [Fact]
+    public async Task A_reply_whose_tokens_were_stored_several_to_a_row_resumes_after_any_token_with_exactly_the_rest()
+    {
+        // The scripted model yields its 40 tokens at once, so the run writes them in batches and SQLite packs each
+        // batch's deltas into one row (SqliteStore.EventInserter): resuming must split a row at any point.
+        var agents = TestAgents.NewFolder();
+        var agentId = Guid.NewGuid();
+        TestAgents.Write(agents, "streamer.yaml", $"id: {agentId}\nname: Streamer\nmode: PROMPT\nmodel: fast\ninstructions: Stream.\n");
+        await using var server = await ParleyTestServer.StartAsync(agentsFolder: agents,
+            extraArgs: ["--Parley:Models:fast:Provider=scripted", "--Parley:Models:fast:ScriptedTokens=40"]);
+        var client = server.Client;
+        var threadId = (await client.CreateThreadAsync(agentId)).GetProperty("id").GetString()!;
+        await using var live = await SseStream.OpenAsync(client, threadId, events: "all");
+        await client.SendAsync(threadId, "hi");
+        var all = await live.ReadUntilAsync(e => e.EventType == "run.completed");
+        Assert.Equal(40, all.Count(e => e.EventType == "message.delta"));
+        Assert.Equal(Enumerable.Range(1, all.Count).Select(i => i.ToString()), all.Select(e => e.EventId));
+
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={server.DatabasePath};Mode=ReadOnly;Pooling=False"))
+        {
+            connection.Open();
+            using var rows = connection.CreateCommand();
+            rows.CommandText = "SELECT COUNT(*) FROM thread_events WHERE last_sequence IS NOT NULL";
+            Assert.True((long)rows.ExecuteScalar()! > 0, "the reply's deltas were all stored one to a row, so this test resumes inside no packed row");
+        }
+        for (var k = 0; k < all.Count - 1; k++)
+        {
+            await using var resumed = await SseStream.OpenAsync(client, threadId, lastEventId: all[k].EventId, events: "all");
+            Assert.Equal(all.Skip(k + 1).Select(Key), (await resumed.ReadUntilAsync(e => e.EventType == "run.completed")).Select(Key));
+        }
+    }
+
+    [Fact]
     public async Task An_idle_stream_gets_heartbeat_comments_and_the_sse_headers()
     {
         await using var server = await ParleyTestServer.StartAsync();
