@@ -126,4 +126,31 @@ public sealed partial class SqliteStore
 
         static bool IsJoinable(ThreadEvent e) => e.Type == ThreadEventTypes.MessageDelta && !e.Data.Contains('\n');
     }
+
+    /// <summary>
+    /// Adds to <paramref name="events"/> the events of one stored row (<see cref="EventInserter"/>) after
+    /// <paramref name="afterSequence"/>, until it holds <paramref name="limit"/>: the row's one event when
+    /// <paramref name="lastSequence"/> is null, else the events <paramref name="sequence"/>–<paramref name="lastSequence"/>
+    /// whose data <paramref name="data"/> joins with <c>'\n'</c>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The data does not split into as many events as the row's sequence range names.</exception>
+    internal static void AddRowEvents(List<ThreadEvent> events, int limit, long afterSequence, Guid threadId, long sequence, long? lastSequence,
+        string type, Guid? runId, DateTimeOffset createdAt, string data)
+    {
+        if (lastSequence is not { } last)
+        {
+            events.Add(new ThreadEvent(threadId, sequence, type, runId, createdAt, data));
+            return;
+        }
+        var start = 0;
+        for (var s = sequence; s <= last && events.Count < limit; s++)
+        {
+            var separator = data.IndexOf('\n', start);
+            if ((separator < 0) != (s == last))
+                throw new InvalidDataException($"The stored events {sequence}–{last} of thread {threadId} do not split into {last - sequence + 1} events.");
+            var end = separator < 0 ? data.Length : separator;
+            if (s > afterSequence) events.Add(new ThreadEvent(threadId, s, type, runId, createdAt, data[start..end]));
+            start = end + 1;
+        }
+    }
 }

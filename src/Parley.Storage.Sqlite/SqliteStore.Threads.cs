@@ -122,29 +122,8 @@ public sealed partial class SqliteStore : IThreadStore
         using var r = query.ExecuteReader();
         var events = new List<ThreadEvent>();
         while (events.Count < limit && r.Read())
-        {
-            var sequence = r.GetInt64(0);
-            var type = r.GetString(1);
-            var runId = ReadNullableGuid(r, 2);
-            var createdAt = ReadTime(r, 3);
-            var data = r.GetString(4);
-            if (r.IsDBNull(5))
-            {
-                events.Add(new ThreadEvent(threadId, sequence, type, runId, createdAt, data));
-                continue;
-            }
-            var last = r.GetInt64(5);
-            var start = 0;
-            for (var s = sequence; s <= last && events.Count < limit; s++)
-            {
-                var end = s < last ? data.IndexOf('\n', start) : data.Length;
-                if (end < 0 || (s == last && data.IndexOf('\n', start) >= 0))
-                    throw new InvalidDataException($"The stored events {sequence}–{last} of thread {threadId} do not split into {last - sequence + 1} events.");
-                if (s > afterSequence)
-                    events.Add(new ThreadEvent(threadId, s, type, runId, createdAt, data[start..end]));
-                start = end + 1;
-            }
-        }
+            AddRowEvents(events, limit, afterSequence, threadId, r.GetInt64(0), r.IsDBNull(5) ? null : r.GetInt64(5), r.GetString(1),
+                ReadNullableGuid(r, 2), ReadTime(r, 3), r.GetString(4));
         return Task.FromResult<IReadOnlyList<ThreadEvent>>(events);
     }
 

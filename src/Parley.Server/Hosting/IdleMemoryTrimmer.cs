@@ -81,9 +81,10 @@ public sealed partial class IdleMemoryTrimmer(IOptions<MemoryOptions> options, P
 /// <list type="number">
 /// <item><b>Idle:</b> for the whole idle period (<c>Parley:Memory:IdleSeconds</c>): no run executing or scheduled on
 /// this node, no thread event handled (appended here, received from another node, or read back for a stream: nobody
-/// on this node waits for the next token while the process pauses), and at most <see cref="IdleAllocationBytesPerSecond"/>
-/// allocated in each second between readings taken at most two intervals apart (10,000 idle streams allocate 2–10 B per heartbeat: docs/benchmarks.md, idle-streams), so
-/// the collector would not run on its own for a long time. Any reading that fails one of these starts the period over.
+/// on this node waits for the next token while the process pauses), and at most
+/// <see cref="IdleAllocationBytesPerSecond"/> allocated in each second between readings taken at most two intervals
+/// apart (10,000 idle streams allocate 2–10 B per heartbeat: docs/benchmarks.md, idle-streams), so the collector would
+/// not run on its own for a long time. Any reading that fails one of these starts the period over.
 /// A request in flight that does none of these (a slow read of a long history, say), a request that arrives during the
 /// pause (a user's next message, typically a few seconds after a reply ended), and a stream on this node waiting for
 /// the first token of a run that another node executes can still meet the pause.</item>

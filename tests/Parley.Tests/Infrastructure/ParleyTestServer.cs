@@ -91,15 +91,24 @@ public sealed class ParleyTestServer : IAsyncDisposable
     /// <summary>Row counts of the tables a request may write, read straight from the database file.</summary>
     public (long Threads, long Messages, long Runs, long Events) CountRows()
     {
+        var counts = Count("SELECT COUNT(*) FROM threads", "SELECT COUNT(*) FROM messages", "SELECT COUNT(*) FROM runs", "SELECT COUNT(*) FROM thread_events");
+        return (counts[0], counts[1], counts[2], counts[3]);
+    }
+
+    /// <summary>Rows of the event log that hold several deltas (SqliteStore.EventInserter), read straight from the database file.</summary>
+    public long CountPackedEventRows() => Count("SELECT COUNT(*) FROM thread_events WHERE last_sequence IS NOT NULL")[0];
+
+    // The results of COUNT queries, on one read-only connection to the database file.
+    private long[] Count(params string[] queries)
+    {
         using var connection = new SqliteConnection($"Data Source={DatabasePath};Mode=ReadOnly;Pooling=False");
         connection.Open();
-        long Count(string table)
+        return queries.Select(sql =>
         {
             using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT COUNT(*) FROM {table}";
+            command.CommandText = sql;
             return (long)command.ExecuteScalar()!;
-        }
-        return (Count("threads"), Count("messages"), Count("runs"), Count("thread_events"));
+        }).ToArray();
     }
 
     public async Task StopAsync()

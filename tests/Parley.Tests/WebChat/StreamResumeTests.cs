@@ -103,13 +103,7 @@ public sealed class StreamResumeTests
         Assert.Equal(40, all.Count(e => e.EventType == "message.delta"));
         Assert.Equal(Enumerable.Range(1, all.Count).Select(i => i.ToString()), all.Select(e => e.EventId));
 
-        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={server.DatabasePath};Mode=ReadOnly;Pooling=False"))
-        {
-            connection.Open();
-            using var rows = connection.CreateCommand();
-            rows.CommandText = "SELECT COUNT(*) FROM thread_events WHERE last_sequence IS NOT NULL";
-            Assert.True((long)rows.ExecuteScalar()! > 0, "the reply's deltas were all stored one to a row, so this test resumes inside no packed row");
-        }
+        Assert.True(server.CountPackedEventRows() > 0, "the reply's deltas were all stored one to a row, so this test resumes inside no packed row");
         for (var k = 0; k < all.Count - 1; k++)
         {
             await using var resumed = await SseStream.OpenAsync(client, threadId, lastEventId: all[k].EventId, events: "all");
