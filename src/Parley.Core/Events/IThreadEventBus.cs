@@ -77,8 +77,9 @@ public sealed class ThreadEventSubscription : IDisposable
     }
 
     /// <summary>
-    /// The item <see cref="Wake"/> makes the reader read: never published, and skipped by <see cref="ThreadEventReader"/>
-    /// (the only caller of <see cref="Wake"/>), so other readers of <see cref="Reader"/> never see it.
+    /// The item <see cref="Wake"/> makes the reader read: never published (sequence −1), and skipped by
+    /// <see cref="ThreadEventReader"/> and <see cref="ThreadEventWatcher"/> (the only callers of <see cref="Wake"/>), so
+    /// other readers of <see cref="Reader"/> never see it.
     /// </summary>
     internal static readonly ThreadEvent WakeUp = new(Guid.Empty, -1, "", null, default, "");
 

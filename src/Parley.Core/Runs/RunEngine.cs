@@ -358,13 +358,14 @@ public sealed partial class RunEngine(
         {
             var e = await eventWatcher.WaitForAsync(run.ThreadId, afterSequence,
                 e => e.Type == ThreadEventTypes.RunCancelRequested && e.RunId == run.Id, cancellationToken);
+            if (e is null) return; // the run ended first
             var request = JsonSerializer.Deserialize(e.Data, CoreJsonContext.Payloads.RunCancelRequestedData);
             progress.CancelAction = request?.Action == CancelActions.Rollback ? CancelActions.Rollback : CancelActions.Interrupt;
             await runCancellation.CancelAsync();
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // the run ended first
+            // the run ended during a read of the store
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

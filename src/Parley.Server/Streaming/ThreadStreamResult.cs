@@ -52,7 +52,7 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
         try
         {
             await burst.WriteAsync(buffered, SseResponse.Heartbeat, FormatData, endAtFlush: false, cancellationToken);
-            await buffered.FlushAsync(cancellationToken);
+            if (!cancellationToken.IsCancellationRequested) await buffered.FlushAsync(cancellationToken); // else the client left
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

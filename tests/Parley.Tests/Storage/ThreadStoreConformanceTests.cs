@@ -269,13 +269,13 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         // Stored before the watch began: found by its read of the store.
         await AppendAsync(ThreadEventTypes.MessageDelta); // 2
         await AppendAsync(ThreadEventTypes.RunCancelRequested); // 3
-        Assert.Equal(3, (await watcher.WaitForAsync(thread.Id, 1, IsCancelRequest, timeout.Token)).Sequence);
+        Assert.Equal(3, (await watcher.WaitForAsync(thread.Id, 1, IsCancelRequest, timeout.Token))?.Sequence);
 
         // Appended while it waits, after many other events: found live, and only the match.
         var waiting = watcher.WaitForAsync(thread.Id, 3, IsCancelRequest, timeout.Token);
         for (var i = 0; i < 50; i++) await AppendAsync(ThreadEventTypes.MessageDelta); // 4–53
         await AppendAsync(ThreadEventTypes.RunCancelRequested); // 54
-        Assert.Equal(54, (await waiting).Sequence);
+        Assert.Equal(54, (await waiting)?.Sequence);
 
         // A subscription that accepts one kind of event is offered the others but queues none of them.
         using var subscription = _store.Bus.Subscribe(thread.Id);
@@ -286,9 +286,62 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         while (subscription.Reader.TryRead(out var e)) queued.Add(e.Sequence);
         Assert.Equal([56L], queued);
 
-        // Cancelled while nothing matches: the wait ends with the cancellation.
+        // Cancelled while nothing matches: the wait ends with nothing found, without an exception, and does not find
+        // a match appended after it ended.
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => watcher.WaitForAsync(thread.Id, 56, IsCancelRequest, cancel.Token));
+        var ended = watcher.WaitForAsync(thread.Id, 56, IsCancelRequest, cancel.Token);
+        await AppendAsync(ThreadEventTypes.MessageDelta); // 57
+        Assert.Null(await ended.WaitAsync(timeout.Token));
+        await AppendAsync(ThreadEventTypes.RunCancelRequested); // 58
+        Assert.Null(await watcher.WaitForAsync(thread.Id, 56, IsCancelRequest, cancel.Token)); // already cancelled
+    }
+
+    [Fact]
+    public async Task A_watch_ends_whenever_it_is_cancelled_even_while_it_reads_the_store()
+    {
+        // A run's watch is cancelled when the run ends, at any point of the watch: a cancellation that lands between its
+        // read of the store and its wait must still end it (a run whose watch never ended never wrote its end).
+        var thread = await CreateThreadAsync();
+        var watcher = new ThreadEventWatcher(Threads, _store.Bus);
+        var random = new Random(7);
+        for (var i = 0; i < 300; i++)
+        {
+            using var cancel = new CancellationTokenSource();
+            var waiting = Task.Run(() => watcher.WaitForAsync(thread.Id, 1, e => e.Type == ThreadEventTypes.RunCancelRequested, cancel.Token));
+            var spin = random.Next(0, 20_000);
+            for (var s = 0; s < spin; s++) Thread.SpinWait(1);
+            await cancel.CancelAsync();
+            try
+            {
+                Assert.Null(await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                // cancelled inside the read of the store: the documented exception
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_watcher_over_a_bus_that_lost_the_event_finds_it_in_the_store_at_its_periodic_check()
+    {
+        var thread = await CreateThreadAsync();
+        var watcher = new ThreadEventWatcher(Threads, new SilentBus(), Microsoft.Extensions.Options.Options.Create(new ThreadEventReaderOptions { CheckStoreWhenIdle = true }));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var waiting = watcher.WaitForAsync(thread.Id, 1, e => e.Type == ThreadEventTypes.RunCancelRequested, timeout.Token);
+        await Task.Delay(100);
+        Assert.False(waiting.IsCompleted);
+        await Threads.UpdateThreadAsync(thread.Id, change => { change.AppendRaw(ThreadEventTypes.RunCancelRequested, null, "{}"); return true; }); // 2
+
+        var found = await waiting.WaitAsync(ThreadEventWatcher.StoreCheckInterval * 3, timeout.Token);
+        Assert.Equal(2, found?.Sequence);
+    }
+
+    /// <summary>A bus that loses every message: subscriptions are never offered anything.</summary>
+    private sealed class SilentBus : IThreadEventBus
+    {
+        public ThreadEventSubscription Subscribe(Guid threadId) => new(threadId, _ => { });
+        public void Publish(IReadOnlyList<ThreadEvent> events) { }
     }
 
     [Fact]
