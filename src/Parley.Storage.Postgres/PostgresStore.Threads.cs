@@ -59,6 +59,7 @@ public sealed partial class PostgresStore : IThreadStore
     /// <inheritdoc />
     public async Task<IReadOnlyList<ThreadEvent>> ReadEventsAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
         await using var query = Query(
             "SELECT sequence, type, run_id, created_at, data FROM thread_events WHERE thread_id = @thread AND sequence > @after ORDER BY sequence LIMIT @limit",
             ("thread", threadId), ("after", afterSequence), ("limit", limit));

@@ -111,6 +111,7 @@ public sealed partial class SqliteStore : IThreadStore
     /// </remarks>
     public Task<IReadOnlyList<ThreadEvent>> ReadEventsAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
         using var connection = Open();
         using var query = Command(connection, """
             SELECT sequence, type, run_id, created_at, data, last_sequence FROM thread_events

@@ -104,7 +104,11 @@ public interface IThreadStore
     Task<TResult> UpdateThreadAsync<TResult>(Guid threadId, Func<ThreadChange, TResult> decide, WritePriority priority, CancellationToken cancellationToken = default) =>
         UpdateThreadAsync(threadId, decide, cancellationToken);
 
-    /// <summary>Events with sequence greater than <paramref name="afterSequence"/>, oldest first, at most <paramref name="limit"/>.</summary>
+    /// <summary>
+    /// Events with sequence greater than <paramref name="afterSequence"/>, oldest first, at most <paramref name="limit"/>.
+    /// Throws <see cref="ArgumentOutOfRangeException"/> for a negative <paramref name="limit"/> (SQLite would read it as
+    /// no limit, PostgreSQL refuse it: every store refuses it alike).
+    /// </summary>
     Task<IReadOnlyList<ThreadEvent>> ReadEventsAsync(Guid threadId, long afterSequence, int limit, CancellationToken cancellationToken = default);
 
     /// <summary>A page of messages, oldest first, with sequence greater than <paramref name="afterSequence"/>, at most <paramref name="limit"/>.</summary>

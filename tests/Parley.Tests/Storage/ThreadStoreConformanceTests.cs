@@ -111,7 +111,7 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Updates_append_events_with_the_next_sequence_numbers_and_read_back_in_pages()
+    public async Task Updates_append_events_with_the_next_sequence_numbers_and_read_back_in_pages_and_a_negative_page_size_is_refused()
     {
         var thread = await CreateThreadAsync();
         for (var i = 0; i < 5; i++)
@@ -127,6 +127,9 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         Assert.Equal("""{"i":4,"second":true}""", all[^1].Data);
         var page = await Threads.ReadEventsAsync(thread.Id, 4, 3);
         Assert.Equal([5L, 6L, 7L], page.Select(e => e.Sequence));
+        Assert.Empty(await Threads.ReadEventsAsync(thread.Id, 4, 0));
+        var negative = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Threads.ReadEventsAsync(thread.Id, 4, -1));
+        Assert.Equal("limit", negative.ParamName);
         Assert.Equal(11, (await Threads.GetThreadAsync(thread.Id))!.LastSequence);
     }
 
