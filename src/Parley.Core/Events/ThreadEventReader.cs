@@ -66,7 +66,8 @@ public sealed class ThreadEventReader
     /// <summary>
     /// As <see cref="ReadAsync(Guid, long, TimeSpan, CancellationToken)"/>; with <paramref name="endWhenStopping"/>, the
     /// enumeration also ends (without an exception) once the host begins to stop, when the reader was given the host's
-    /// lifetime, and when <paramref name="cancellationToken"/> is cancelled while it waits for live events. SSE streams
+    /// lifetime, and when <paramref name="cancellationToken"/> is cancelled in its live phase (a cancellation inside a
+    /// read of the store still throws <see cref="OperationCanceledException"/>). SSE streams
     /// use it: they must not hold shutdown open, their clients resume with Last-Event-ID, and a client that leaves is
     /// the normal end of a stream, not an error.
     /// </summary>

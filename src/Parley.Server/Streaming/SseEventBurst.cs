@@ -33,7 +33,12 @@ public abstract class SseEventBurst<T>(IAsyncEnumerator<ThreadStreamItem> source
     /// <paramref name="heartbeat"/> and flush at once. With <paramref name="endAtFlush"/> the stream ends at the first
     /// flush (everything that was stored has been sent). Disposes the log enumerator.
     /// </summary>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (the client left).</exception>
+    /// <remarks>
+    /// When <paramref name="cancellationToken"/> is cancelled (the client left) it usually returns normally, the log
+    /// having ended quietly (<see cref="ThreadEventReader"/> with <c>endWhenStopping</c>): a caller checks the token
+    /// before finishing the response.
+    /// </remarks>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled during a write or a read of the store.</exception>
     public async Task WriteAsync(Stream output, ReadOnlyMemory<byte> heartbeat, Action<SseItem<T>, IBufferWriter<byte>> formatData,
         bool endAtFlush, CancellationToken cancellationToken)
     {

@@ -289,14 +289,14 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
         while (subscription.Reader.TryRead(out var e)) queued.Add(e.Sequence);
         Assert.Equal([56L], queued);
 
-        // Cancelled while nothing matches: the wait ends with nothing found, without an exception, and does not find
-        // a match appended after it ended.
+        // Cancelled while nothing matches: the wait ends with nothing found, without an exception; a wait whose token
+        // is already cancelled returns null at once, even with a match stored.
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
         var ended = watcher.WaitForAsync(thread.Id, 56, IsCancelRequest, cancel.Token);
         await AppendAsync(ThreadEventTypes.MessageDelta); // 57
         Assert.Null(await ended.WaitAsync(timeout.Token));
         await AppendAsync(ThreadEventTypes.RunCancelRequested); // 58
-        Assert.Null(await watcher.WaitForAsync(thread.Id, 56, IsCancelRequest, cancel.Token)); // already cancelled
+        Assert.Null(await watcher.WaitForAsync(thread.Id, 56, IsCancelRequest, cancel.Token));
     }
 
     [Fact]
@@ -322,6 +322,31 @@ public abstract class ThreadStoreConformanceTests : IAsyncLifetime
             {
                 // cancelled inside the read of the store: the documented exception
             }
+        }
+    }
+
+    [Fact]
+    public async Task A_log_read_for_an_sse_stream_ends_quietly_when_cancelled_and_any_other_read_throws()
+    {
+        // An SSE stream's client leaving is its normal end: its read ends without an exception (one fewer per closed
+        // stream); a read for anything else still reports the cancellation.
+        var thread = await CreateThreadAsync();
+        var reader = new ThreadEventReader(Threads, _store.Bus);
+        foreach (var sse in new[] { true, false })
+        {
+            using var cancel = new CancellationTokenSource();
+            var items = new List<ThreadStreamItemKind>();
+            async Task ReadAsync()
+            {
+                await foreach (var item in reader.ReadAsync(thread.Id, 0, TimeSpan.FromMinutes(1), endWhenStopping: sse, cancel.Token))
+                {
+                    items.Add(item.Kind);
+                    if (item.Kind == ThreadStreamItemKind.Flush) await cancel.CancelAsync(); // the replay is done: live phase
+                }
+            }
+            if (sse) await ReadAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            else await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ReadAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal([ThreadStreamItemKind.Event, ThreadStreamItemKind.Flush], items);
         }
     }
 
