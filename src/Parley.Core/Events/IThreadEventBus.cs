@@ -85,9 +85,9 @@ public sealed class ThreadEventSubscription : IDisposable
 
     /// <summary>
     /// Wakes a reader waiting on <see cref="Reader"/> without an event (for a heartbeat, a cancellation or a periodic
-    /// store check), so its
-    /// waits need no cancellation token: the reader then reads <see cref="WakeUp"/> once, after the events queued
-    /// before it. Returns false, doing nothing, when the queue is full (the reader is awake then) or complete.
+    /// store check), so its waits need no cancellation token: the reader then reads <see cref="WakeUp"/> once, after
+    /// the events queued before it. Returns false, doing nothing, when the queue is full (the reader is awake then) or
+    /// complete.
     /// </summary>
     internal bool Wake() => _queue.TryWrite(WakeUp);
 

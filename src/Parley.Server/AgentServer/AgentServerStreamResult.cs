@@ -48,7 +48,6 @@ public sealed class AgentServerStreamResult(AgentServerStreamPlan plan, IReadOnl
         {
             // A run that had ended before the request: everything of it was in the store, and is sent at the first flush.
             await burst.WriteAsync(buffered, Heartbeat, FormatData, endAtFlush: plan.RunFinished, cancellationToken);
-            if (!cancellationToken.IsCancellationRequested) await buffered.FlushAsync(cancellationToken); // else the client left
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -30,13 +30,12 @@ public abstract class SseEventBurst<T>(IAsyncEnumerator<ThreadStreamItem> source
 
     /// <summary>
     /// Writes the stream to <paramref name="output"/> until the log or the stream ends: events in bursts, each
-    /// <paramref name="heartbeat"/> and flush at once. With <paramref name="endAtFlush"/> the stream ends at the first
-    /// flush (everything that was stored has been sent). Disposes the log enumerator.
+    /// <paramref name="heartbeat"/> and flush at once, and a last flush at the end. With <paramref name="endAtFlush"/>
+    /// the stream ends at the first flush (everything that was stored has been sent). Disposes the log enumerator.
     /// </summary>
     /// <remarks>
-    /// When <paramref name="cancellationToken"/> is cancelled (the client left) it usually returns normally, the log
-    /// having ended quietly (<see cref="ThreadEventReader"/> with <c>endWhenStopping</c>): a caller checks the token
-    /// before finishing the response.
+    /// When <paramref name="cancellationToken"/> is cancelled (the client left) it usually returns normally, without the
+    /// last flush: the log ended quietly (<see cref="ThreadEventReader"/> with <c>endWhenStopping</c>).
     /// </remarks>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled during a write or a read of the store.</exception>
     public async Task WriteAsync(Stream output, ReadOnlyMemory<byte> heartbeat, Action<SseItem<T>, IBufferWriter<byte>> formatData,
@@ -62,6 +61,7 @@ public abstract class SseEventBurst<T>(IAsyncEnumerator<ThreadStreamItem> source
                         break;
                 }
             }
+            if (!cancellationToken.IsCancellationRequested) await output.FlushAsync(cancellationToken); // else the client left
         }
         finally
         {

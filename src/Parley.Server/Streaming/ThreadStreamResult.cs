@@ -52,7 +52,6 @@ public sealed class ThreadStreamResult(ChatThread thread, long afterSequence, Th
         try
         {
             await burst.WriteAsync(buffered, SseResponse.Heartbeat, FormatData, endAtFlush: false, cancellationToken);
-            if (!cancellationToken.IsCancellationRequested) await buffered.FlushAsync(cancellationToken); // else the client left
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
