@@ -31,7 +31,9 @@ public static class ParleyCoreServiceCollectionExtensions
         services.TryAddSingleton<ThreadService>();
         services.TryAddSingleton<AgentCatalog>();
         services.AddOptions<RunEngineOptions>().BindConfiguration("Parley:Runs")
-            .Validate(o => o.MaxConcurrentRuns > 0, "Parley:Runs:MaxConcurrentRuns must be positive.").ValidateOnStart();
+            .Validate(o => o.MaxConcurrentRuns > 0, "Parley:Runs:MaxConcurrentRuns must be positive.")
+            .Validate(o => o.StreamBatchIntervalMs >= 0, "Parley:Runs:StreamBatchIntervalMs must not be negative.")
+            .Validate(o => o.StreamBatchAboveRuns >= 0, "Parley:Runs:StreamBatchAboveRuns must not be negative.").ValidateOnStart();
         services.AddOptions<ThreadOptions>().BindConfiguration("Parley:Threads")
             .Validate(o => o.ExpirySweepSeconds > 0, "Parley:Threads:ExpirySweepSeconds must be positive.").ValidateOnStart();
         services.TryAddSingleton<IRunLeases, InProcessRunLeases>();
