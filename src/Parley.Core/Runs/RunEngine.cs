@@ -40,8 +40,10 @@ public sealed class RunEngineOptions
 }
 
 /// <summary>
-/// Executes queued runs: one at a time per thread, in the order they were queued, many threads in parallel. Each
-/// update an executor yields becomes one atomic thread write. A run never depends on a client being connected.
+/// Executes queued runs: one at a time per thread, in the order they were queued, many threads in parallel. The
+/// updates an executor yields are stored in atomic thread writes, as many to a write as were queued when it began (on
+/// a busy node gathered for up to <see cref="RunEngineOptions.StreamBatchIntervalMs"/>), and each write's events are
+/// published once it commits. A run never depends on a client being connected.
 /// At start it fails runs left <c>running</c> by a previous process and resumes the pending ones.
 /// A run is stopped by a <c>run.cancel_requested</c> event in its thread's log (see <see cref="ThreadService.CancelRunAsync"/>),
 /// which the engine executing it observes wherever the request was made.
