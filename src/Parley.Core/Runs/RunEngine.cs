@@ -26,9 +26,10 @@ public sealed class RunEngineOptions
     /// </summary>
     /// <remarks>
     /// Why: at 1,000 replies streaming 40 tokens/s each, every token was a write of its own that rewrote its thread's
-    /// page of the event log; batching for 100 ms took the server from 0.94–1.00 to 0.60–0.65 cores on 2 cores and the SQLite
-    /// WAL's growth by a third (docs/benchmarks.md, "Busy nodes batch streamed tokens"). The wait ends early when the
-    /// executor is done, and is skipped when a full write (<see cref="RunEngine.MaxUpdatesPerWrite"/>) is queued.
+    /// page of the event log; batching for 100 ms took the server from 0.94–1.00 to 0.60–0.65 cores on 2 cores and the
+    /// SQLite WAL's growth by a third (docs/benchmarks.md, "Busy nodes batch streamed tokens"). The wait ends early
+    /// when the executor is done, and is skipped when a full write (<see cref="RunEngine.MaxUpdatesPerWrite"/>) is
+    /// queued.
     /// </remarks>
     public int StreamBatchIntervalMs { get; set; } = 100;
 
@@ -353,9 +354,11 @@ public sealed partial class RunEngine(
             while (await reader.WaitToReadAsync(CancellationToken.None))
             {
                 // On a busy node, output after the first waits until batchInterval after the run's previous write began
-                // (or until the executor is done; not at all when a full write is queued), gathering more tokens into one write.
-                if (progress.HasOutput && batchInterval > TimeSpan.Zero && reader.Count < MaxUpdatesPerWrite && ExecutingRuns > options.Value.StreamBatchAboveRuns
-                    && batchInterval - time.GetElapsedTime(lastWriteStarted) is { Ticks: > 0 } wait && !executorDone.IsCompleted)
+                // (or until the executor is done; not at all when a full write is queued), gathering more tokens into
+                // one write.
+                if (progress.HasOutput && batchInterval > TimeSpan.Zero && reader.Count < MaxUpdatesPerWrite
+                    && ExecutingRuns > options.Value.StreamBatchAboveRuns && !executorDone.IsCompleted
+                    && batchInterval - time.GetElapsedTime(lastWriteStarted) is { Ticks: > 0 } wait)
                     await Task.WhenAny(Task.Delay(wait, time), executorDone);
                 lastWriteStarted = time.GetTimestamp();
                 batch.EnsureCapacity(Math.Min(reader.Count, MaxUpdatesPerWrite));

@@ -73,7 +73,11 @@ public sealed class StreamBatchTests
         while (await live.NextAsync(timeoutSeconds: 30) is { } item)
         {
             var received = Stopwatch.GetTimestamp();
-            if (item.EventType == "run.completed") return (deltas, received);
+            if (item.EventType == "run.completed")
+            {
+                Assert.Equal(Tokens, deltas.Count);
+                return (deltas, received);
+            }
             if (item.EventType != "message.delta") continue;
             // "token1@<called>@<yielded>" for the first token, " token2@<yielded>" for the others.
             var stamps = item.Json().GetProperty("delta").GetString()!.Split('@');
