@@ -19,9 +19,10 @@ public sealed class RunEngineOptions
     public int MaxConcurrentRuns { get; set; } = 256;
 
     /// <summary>
-    /// While more than <see cref="StreamBatchAboveRuns"/> runs execute on this node, a run stores its streamed output
-    /// (and so delivers it) at most once per this many ms after its first output, which goes at once: a busy node writes
-    /// several tokens of a reply per write instead of one, and clients get them in batches up to this far apart.
+    /// While more than <see cref="StreamBatchAboveRuns"/> runs execute on this node, a run stores its updates (tokens,
+    /// tool calls and results, state changes, later messages; and so delivers them) at most once per this many ms after
+    /// its first output, which goes at once: a busy node writes several tokens of a reply per write instead of one, and
+    /// clients get them in batches up to this far apart.
     /// Default 100; 0 turns batching off. Must not be negative.
     /// </summary>
     /// <remarks>
@@ -34,8 +35,9 @@ public sealed class RunEngineOptions
     public int StreamBatchIntervalMs { get; set; } = 100;
 
     /// <summary>
-    /// Runs executing on this node above which <see cref="StreamBatchIntervalMs"/> applies (default 100; 0 = always).
-    /// Below it every token is written and delivered as soon as the store takes it. Must not be negative.
+    /// Runs executing on this node above which <see cref="StreamBatchIntervalMs"/> applies (default 100; 0 = always),
+    /// counted as the run slots in use (<see cref="MaxConcurrentRuns"/>), so at or above that it never applies. Below it
+    /// every update is written and delivered as soon as the store takes it. Must not be negative.
     /// </summary>
     public int StreamBatchAboveRuns { get; set; } = 100;
 }
@@ -238,9 +240,10 @@ public sealed partial class RunEngine(
         // Synchronous continuations: the writer loop picks an update up on the executor's own thread (it only queues the
         // write and awaits it), one thread hop fewer between the model's yield and the client (single-stream benchmark).
         var updates = Channel.CreateBounded<AgentUpdate>(new BoundedChannelOptions(UpdateQueueCapacity) { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true });
-        // Completed when the executor has yielded its last update: a write that waits to batch output goes at once then.
-        var executorDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var writer = WriteUpdatesAsync(updates.Reader, executorDone.Task, run, progress, runCancellation);
+        // Cancelled when the executor has yielded its last update: a write that waits to batch output goes at once then,
+        // and its timer is disposed.
+        using var executorDone = new CancellationTokenSource();
+        var writer = WriteUpdatesAsync(updates.Reader, executorDone.Token, run, progress, runCancellation);
         Exception? failure = null;
         try
         {
@@ -258,7 +261,7 @@ public sealed partial class RunEngine(
             failure = ex;
         }
         updates.Writer.TryComplete();
-        executorDone.TrySetResult();
+        await executorDone.CancelAsync();
         try
         {
             await writer;
@@ -331,7 +334,7 @@ public sealed partial class RunEngine(
         }
     }
 
-    // Runs holding a slot on this node: executing, or about to.
+    // Runs holding a slot on this node: executing, or a drainer about to claim one (or ending an abandoned one).
     private int ExecutingRuns => options.Value.MaxConcurrentRuns - _slots.CurrentCount;
 
     /// <summary>Queued updates per run before the executor waits for the writer.</summary>
@@ -340,7 +343,7 @@ public sealed partial class RunEngine(
     /// <summary>Updates committed in one transaction at most.</summary>
     public const int MaxUpdatesPerWrite = 1024;
 
-    private async Task WriteUpdatesAsync(ChannelReader<AgentUpdate> reader, Task executorDone, Run run, RunProgress progress, CancellationTokenSource runCancellation)
+    private async Task WriteUpdatesAsync(ChannelReader<AgentUpdate> reader, CancellationToken executorDone, Run run, RunProgress progress, CancellationTokenSource runCancellation)
     {
         await Task.Yield();
         var batchInterval = TimeSpan.FromMilliseconds(options.Value.StreamBatchIntervalMs);
@@ -355,11 +358,12 @@ public sealed partial class RunEngine(
             {
                 // On a busy node, output after the first waits until batchInterval after the run's previous write began
                 // (or until the executor is done; not at all when a full write is queued), gathering more tokens into
-                // one write.
+                // one write. The first output never waits, even when a write without output (a tool call, a state
+                // change) went less than an interval before it: time to first token is what users feel.
                 if (progress.HasOutput && batchInterval > TimeSpan.Zero && reader.Count < MaxUpdatesPerWrite
-                    && ExecutingRuns > options.Value.StreamBatchAboveRuns && !executorDone.IsCompleted
+                    && ExecutingRuns > options.Value.StreamBatchAboveRuns && !executorDone.IsCancellationRequested
                     && batchInterval - time.GetElapsedTime(lastWriteStarted) is { Ticks: > 0 } wait)
-                    await Task.WhenAny(Task.Delay(wait, time), executorDone);
+                    await Task.Delay(wait, time, executorDone).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 lastWriteStarted = time.GetTimestamp();
                 batch.EnsureCapacity(Math.Min(reader.Count, MaxUpdatesPerWrite));
                 while (batch.Count < MaxUpdatesPerWrite && reader.TryRead(out var update)) batch.Add(update);
