@@ -360,8 +360,9 @@ public sealed partial class RunEngine(
                 // (or until the executor is done; not at all when a full write is queued), gathering more tokens into
                 // one write. The first output never waits, even when a write without output (a tool call, a state
                 // change) went less than an interval before it: time to first token is what users feel.
-                if (progress.HasOutput && batchInterval > TimeSpan.Zero && reader.Count < MaxUpdatesPerWrite
-                    && ExecutingRuns > options.Value.StreamBatchAboveRuns && !executorDone.IsCancellationRequested
+                // (An interval of 0 never leaves a positive wait: batching off.)
+                if (progress.HasOutput && reader.Count < MaxUpdatesPerWrite && !executorDone.IsCancellationRequested
+                    && ExecutingRuns > options.Value.StreamBatchAboveRuns
                     && batchInterval - time.GetElapsedTime(lastWriteStarted) is { Ticks: > 0 } wait)
                     await Task.Delay(wait, time, executorDone).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 lastWriteStarted = time.GetTimestamp();
