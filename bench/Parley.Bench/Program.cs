@@ -304,6 +304,12 @@ if (Wants("concurrent-runs-paced"))
         ["server_wal_restart_max_ms_le"] = walRestarts.Quantile(1.0),
         ["server_cpu_cores"] = Math.Round(serverCpu / drained.TotalSeconds, 2),
         ["bench_cpu_cores"] = Math.Round(benchCpu / drained.TotalSeconds, 2),
+        // The server's garbage collections between the two scrapes: every one pauses the threads that carry first tokens.
+        ["server_gc_gen0"] = GcCollections(metricsAfter, "gen0") - GcCollections(metricsBefore!, "gen0"),
+        ["server_gc_gen1"] = GcCollections(metricsAfter, "gen1") - GcCollections(metricsBefore!, "gen1"),
+        ["server_gc_gen2"] = GcCollections(metricsAfter, "gen2") - GcCollections(metricsBefore!, "gen2"),
+        ["server_gc_pause_ms"] = Math.Round((MetricSum(metricsAfter, "dotnet_gc_pause_time_seconds_total") - MetricSum(metricsBefore!, "dotnet_gc_pause_time_seconds_total")) * 1000),
+        ["server_allocated_mb_per_s"] = Math.Round((MetricSum(metricsAfter, "dotnet_gc_heap_total_allocated_bytes_total") - MetricSum(metricsBefore!, "dotnet_gc_heap_total_allocated_bytes_total")) / 1048576.0 / (drained.TotalSeconds + 1.5), 1),
         ["errors"] = errors,
         // The floor of the same load on the ceiling endpoint (its own process): C streams of paced events, each stamped
         // as written, read by the same client; write → parse of the first event of each stream and of every event.
