@@ -40,7 +40,10 @@ public sealed class ModelOptions
     /// <summary>scripted: stream this many tokens instead of <see cref="ScriptedText"/> (<c>token1 token2 …</c>); 0 = use the text.</summary>
     public int ScriptedTokens { get; set; }
 
-    /// <summary>scripted: delay before each token, in milliseconds (fractions allowed; default 0).</summary>
+    /// <summary>
+    /// scripted: delay before each token, in milliseconds (default 0): a token every that many milliseconds, or at once
+    /// when the consumer took longer. Whole milliseconds (a fraction is dropped); under 1, no delay.
+    /// </summary>
     public double ScriptedDelayMs { get; set; }
 
     /// <summary>
