@@ -31,8 +31,12 @@ internal static unsafe partial class SqliteFileSync
     /// Syncs the main database file of <paramref name="connection"/> (an open connection used by no other thread
     /// meanwhile). Returns SQLite's result code: 0 (<c>SQLITE_OK</c>) when synced.
     /// </summary>
-    /// <exception cref="DllNotFoundException">The SQLite library is not the bundled <c>e_sqlite3</c> (another SQLitePCLRaw
-    /// bundle was chosen).</exception>
+    /// <remarks>
+    /// The connection's handle is passed to <c>e_sqlite3</c>'s own <c>sqlite3_file_control</c>: call it only when
+    /// SQLitePCLRaw's provider is the bundled <c>e_sqlite3</c> (<c>SQLitePCL.raw.GetNativeLibraryName()</c>), as
+    /// Microsoft.Data.Sqlite's default bundle is.
+    /// </remarks>
+    /// <exception cref="DllNotFoundException">No <c>e_sqlite3</c> library can be loaded.</exception>
     public static int Sync(SqliteConnection connection)
     {
         IntPtr file;

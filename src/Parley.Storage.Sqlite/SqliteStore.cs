@@ -223,21 +223,30 @@ public sealed partial class SqliteStore : IDisposable
     // SQLite syncs the file only when a checkpoint copies the whole WAL (wal.c, walCheckpoint), which here is the RESTART
     // on the writer thread, and that sync wrote everything the PASSIVE ones had copied since the last restart. Synced
     // here first, it writes only the RESTART's own pages: at 1,000 paced streaming runs a restart held the writer p50
-    // ≤ 20–25 ms instead of ≤ 35 ms (docs/benchmarks.md). Where it cannot (a SQLite library other than the bundled
-    // e_sqlite3), the RESTART syncs everything, as before; logged once.
+    // ≤ 20–25 ms instead of ≤ 35 ms (docs/benchmarks.md). It only adds a sync: where it cannot run (SQLitePCLRaw's
+    // provider is not the bundled e_sqlite3, whose handle it passes to e_sqlite3's own sqlite3_file_control) or fails,
+    // the RESTART syncs everything, as before, logged once; a failure never keeps the RESTART from being queued.
     private void SyncDatabaseFile(SqliteConnection connection)
     {
+        if (_databaseSyncUnavailable) return;
         int rc;
-        try { rc = SqliteFileSync.Sync(connection); }
-        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        try
         {
-            if (Interlocked.Exchange(ref _syncFailureLogged, 1) == 0) Log.DatabaseSyncUnavailable(_logger, ex);
+            if (SQLitePCL.raw.GetNativeLibraryName() != "e_sqlite3")
+                throw new DllNotFoundException($"SQLitePCLRaw's provider uses the native library '{SQLitePCL.raw.GetNativeLibraryName()}', not e_sqlite3.");
+            rc = SqliteFileSync.Sync(connection);
+        }
+        catch (Exception ex)
+        {
+            _databaseSyncUnavailable = true; // a missing library or entry point stays missing: not probed again
+            Log.DatabaseSyncUnavailable(_logger, ex);
             return;
         }
-        if (rc != SQLitePCL.raw.SQLITE_OK && Interlocked.Exchange(ref _syncFailureLogged, 1) == 0) Log.DatabaseSyncFailed(_logger, rc);
+        if (rc != SQLitePCL.raw.SQLITE_OK && Interlocked.Exchange(ref _databaseSyncFailureLogged, 1) == 0) Log.DatabaseSyncFailed(_logger, rc);
     }
 
-    private int _syncFailureLogged;
+    private static volatile bool _databaseSyncUnavailable;
+    private int _databaseSyncFailureLogged;
 
     // PASSIVE checkpoints before a RESTART: more while the previous one took longer than CatchUpMs.
     private const int CatchUpPasses = 3;
@@ -326,7 +335,7 @@ public sealed partial class SqliteStore : IDisposable
         public static partial void MemoryStatisticsStillOn(Microsoft.Extensions.Logging.ILogger logger, int resultCode);
 
         [Microsoft.Extensions.Logging.LoggerMessage(3, Microsoft.Extensions.Logging.LogLevel.Information,
-            "SQLite's database file cannot be synced ahead of a WAL restart (the SQLite library is not the bundled e_sqlite3); each restart syncs it on the writer thread")]
+            "SQLite's database file cannot be synced ahead of a WAL restart (SQLite's library is not the bundled e_sqlite3, or it failed); each restart syncs it on the writer thread, a few ms longer under load")]
         public static partial void DatabaseSyncUnavailable(Microsoft.Extensions.Logging.ILogger logger, Exception exception);
 
         [Microsoft.Extensions.Logging.LoggerMessage(4, Microsoft.Extensions.Logging.LogLevel.Warning,

@@ -13,7 +13,8 @@ namespace Parley.Tests.Prompt;
 /// </summary>
 public sealed class StreamBatchTests
 {
-    // A second between tokens: every "arrives before the next is yielded" check has that long, even on a loaded machine.
+    // A second between tokens (the model yields on a one-second timer): every "arrives before the next is yielded" check
+    // has up to that long, less how late the timer fired the previous yield; ample even on a loaded machine.
     private const int Tokens = 4;
     private const int TokenDelayMs = 1000;
 

@@ -10,7 +10,7 @@ namespace Parley.Tests.Storage;
 public sealed class SqliteFileSyncTests
 {
     [Fact]
-    public void Syncing_a_database_file_succeeds_and_leaves_its_content_and_another_connections_write_lock_intact()
+    public void Syncing_a_database_file_succeeds_and_leaves_the_process_locks_on_it_the_write_lock_and_its_content_intact()
     {
         var folder = Directory.CreateTempSubdirectory("parley-file-sync-").FullName;
         try
@@ -26,10 +26,20 @@ public sealed class SqliteFileSyncTests
             // The writer holds the write lock while the other connection syncs the file.
             using var transaction = writer.BeginTransaction(deferred: false);
             Execute(writer, "INSERT INTO t VALUES ('pending');");
+            var databaseLocks = OperatingSystem.IsLinux() ? ProcessLocksOn(Path.Combine(folder, "sync.db")) : null;
             Assert.Equal(SQLitePCL.raw.SQLITE_OK, SqliteFileSync.Sync(checkpointer));
             Assert.Equal(SQLitePCL.raw.SQLITE_OK, SqliteFileSync.Sync(checkpointer));
 
-            // The lock still holds (a descriptor of the file closed by this process would have dropped it) ...
+            // The kernel still holds this process's POSIX locks on the database file: a descriptor of the file opened and
+            // closed by the process would have dropped them all, unseen by SQLite, which tracks its own connections'
+            // locks in memory (so the connections below could not notice it).
+            if (databaseLocks is not null)
+            {
+                Assert.NotEmpty(databaseLocks);
+                Assert.Equal(databaseLocks, ProcessLocksOn(Path.Combine(folder, "sync.db")));
+            }
+
+            // The write lock still holds ...
             using var third = new SqliteConnection(connectionString);
             third.Open();
             Execute(third, "PRAGMA busy_timeout=0;");
@@ -51,6 +61,27 @@ public sealed class SqliteFileSyncTests
             SqliteConnection.ClearAllPools();
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    // This process's POSIX locks on the file at path, from /proc/locks ("1: POSIX  ADVISORY  READ 4242 08:01:1234 1073741826
+    // 1073742335"), found by the file's inode, which is read from the fdinfo of a descriptor SQLite holds open on it: opening
+    // the file here to learn it would itself drop the locks when closed.
+    private static List<string> ProcessLocksOn(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var descriptor = Directory.GetFiles("/proc/self/fd").First(fd =>
+        {
+            try { return new FileInfo(fd).LinkTarget == full; }
+            catch (IOException) { return false; } // a descriptor closed meanwhile
+        });
+        var inode = File.ReadAllLines($"/proc/self/fdinfo/{Path.GetFileName(descriptor)}")
+            .Single(line => line.StartsWith("ino:", StringComparison.Ordinal))["ino:".Length..].Trim();
+        var pid = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return [.. File.ReadAllLines("/proc/locks")
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f.Length >= 8 && f[1] == "POSIX" && f[4] == pid && f[5].EndsWith(":" + inode, StringComparison.Ordinal))
+            .Select(f => string.Join(' ', f[1..]))
+            .Order(StringComparer.Ordinal)];
     }
 
     private static void Execute(SqliteConnection connection, string sql)
