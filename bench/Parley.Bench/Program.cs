@@ -271,6 +271,7 @@ if (Wants("concurrent-runs-paced"))
     await Task.Delay(1500);
     var metricsAfter = await parley.ScrapeAsync();
     var betweenScrapes = Stopwatch.GetElapsedTime(scrapedBefore);
+    double GrownBetweenScrapes(string counter) => MetricSum(metricsAfter, counter) - MetricSum(metricsBefore!, counter);
     var queueWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_run_queue_wait_milliseconds");
     var normalWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"normal\"");
     var bulkWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"bulk\"");
@@ -324,8 +325,8 @@ if (Wants("concurrent-runs-paced"))
         ["server_gc_gen0_in_window"] = GcCollections(metricsAfter, "gen0") - GcCollections(metricsBefore!, "gen0"),
         ["server_gc_gen1_in_window"] = GcCollections(metricsAfter, "gen1") - GcCollections(metricsBefore!, "gen1"),
         ["server_gc_gen2_in_window"] = GcCollections(metricsAfter, "gen2") - GcCollections(metricsBefore!, "gen2"),
-        ["server_gc_pause_ms_in_window"] = Math.Round((MetricSum(metricsAfter, "dotnet_gc_pause_time_seconds_total") - MetricSum(metricsBefore!, "dotnet_gc_pause_time_seconds_total")) * 1000),
-        ["server_allocated_mb_per_s"] = Math.Round((MetricSum(metricsAfter, "dotnet_gc_heap_total_allocated_bytes_total") - MetricSum(metricsBefore!, "dotnet_gc_heap_total_allocated_bytes_total")) / 1048576.0 / betweenScrapes.TotalSeconds, 1),
+        ["server_gc_pause_ms_in_window"] = Math.Round(GrownBetweenScrapes("dotnet_gc_pause_time_seconds_total") * 1000),
+        ["server_allocated_mb_per_s"] = Math.Round(GrownBetweenScrapes("dotnet_gc_heap_total_allocated_bytes_total") / 1048576.0 / betweenScrapes.TotalSeconds, 1),
         ["errors"] = errors,
         // The floor of the same load on the ceiling endpoint (its own process): C streams of paced events, each stamped
         // as written, read by the same client; write → parse of the first event of each stream and of every event.

@@ -23,6 +23,9 @@ internal static unsafe partial class SqliteFileSync
         public delegate* unmanaged[Cdecl]<IntPtr, int, int> Sync;
     }
 
+    // Read once: the provider is chosen when SQLitePCLRaw initializes and never changes.
+    private static readonly bool ProviderIsBundled = SQLitePCL.raw.GetNativeLibraryName() == "e_sqlite3";
+
     [LibraryImport("e_sqlite3", EntryPoint = "sqlite3_file_control")]
     [UnmanagedCallConv(CallConvs = [typeof(System.Runtime.CompilerServices.CallConvCdecl)])]
     private static partial int FileControl(IntPtr db, byte* databaseName, int op, IntPtr* argument);
@@ -32,13 +35,15 @@ internal static unsafe partial class SqliteFileSync
     /// meanwhile). Returns SQLite's result code: 0 (<c>SQLITE_OK</c>) when synced.
     /// </summary>
     /// <remarks>
-    /// The connection's handle is passed to <c>e_sqlite3</c>'s own <c>sqlite3_file_control</c>: call it only when
-    /// SQLitePCLRaw's provider is the bundled <c>e_sqlite3</c> (<c>SQLitePCL.raw.GetNativeLibraryName()</c>), as
-    /// Microsoft.Data.Sqlite's default bundle is.
+    /// The connection's handle is passed to <c>e_sqlite3</c>'s own <c>sqlite3_file_control</c>, so this runs only when
+    /// SQLitePCLRaw's provider is the bundled <c>e_sqlite3</c>, as Microsoft.Data.Sqlite's default bundle is.
     /// </remarks>
+    /// <exception cref="NotSupportedException">SQLitePCLRaw's provider is another native library.</exception>
     /// <exception cref="DllNotFoundException">No <c>e_sqlite3</c> library can be loaded.</exception>
     public static int Sync(SqliteConnection connection)
     {
+        if (!ProviderIsBundled)
+            throw new NotSupportedException($"SQLitePCLRaw's provider uses the native library '{SQLitePCL.raw.GetNativeLibraryName()}', not e_sqlite3.");
         IntPtr file;
         int rc;
         fixed (byte* main = "main\0"u8)

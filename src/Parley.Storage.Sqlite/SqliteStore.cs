@@ -230,15 +230,10 @@ public sealed partial class SqliteStore : IDisposable
     {
         if (_databaseSyncUnavailable) return;
         int rc;
-        try
-        {
-            if (SQLitePCL.raw.GetNativeLibraryName() != "e_sqlite3")
-                throw new DllNotFoundException($"SQLitePCLRaw's provider uses the native library '{SQLitePCL.raw.GetNativeLibraryName()}', not e_sqlite3.");
-            rc = SqliteFileSync.Sync(connection);
-        }
+        try { rc = SqliteFileSync.Sync(connection); }
         catch (Exception ex)
         {
-            _databaseSyncUnavailable = true; // a missing library or entry point stays missing: not probed again
+            _databaseSyncUnavailable = true; // another provider, a missing library or entry point stays so: not tried again
             Log.DatabaseSyncUnavailable(_logger, ex);
             return;
         }
