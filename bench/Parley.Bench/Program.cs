@@ -156,9 +156,11 @@ if (Wants("concurrent-runs"))
         var metricsBefore = await parley.ScrapeAsync();
         var cpu = parley.CpuTime();
         var benchCpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var hostBefore = HostCpuSample.Read();
         var started = Stopwatch.StartNew();
         var runs = await Task.WhenAll(threads.Select(t => StreamOneRunAsync(http, t)));
         var seconds = started.Elapsed.TotalSeconds;
+        var hostSteal = HostCpuSample.StealPercent(hostBefore, HostCpuSample.Read());
         var serverCpu = (parley.CpuTime() - cpu).TotalSeconds;
         var clientCpu = (Process.GetCurrentProcess().TotalProcessorTime - benchCpu).TotalSeconds;
         await Task.Delay(1500);
@@ -182,6 +184,7 @@ if (Wants("concurrent-runs"))
             ["server_cpu_cores"] = Math.Round(serverCpu / seconds, 2),
             ["server_cpu_us_per_event"] = Math.Round(serverCpu * 1e6 / Math.Max(1, deltas), 1),
             ["bench_cpu_cores"] = Math.Round(clientCpu / seconds, 2),
+            ["host_steal_percent"] = hostSteal,
             ["errors"] = runs.Count(r => r.Failed),
         }));
     }
@@ -210,9 +213,11 @@ if (Wants("concurrent-runs-paced"))
     var metricsBefore = (string?)null;
     var scrapedBefore = 0L;
     double cpuBefore = 0, benchCpuBefore = 0;
+    HostCpuSample? hostBefore = null;
     var measuring = Task.Delay(ramp).ContinueWith(async _ =>
     {
         cpuBefore = parley.CpuTime().TotalSeconds;
+        hostBefore = HostCpuSample.Read();
         benchCpuBefore = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
         metricsBefore = await parley.ScrapeAsync();
         scrapedBefore = Stopwatch.GetTimestamp();
@@ -267,6 +272,7 @@ if (Wants("concurrent-runs-paced"))
     await measuring;
     var serverCpu = parley.CpuTime().TotalSeconds - cpuBefore;
     var benchCpu = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - benchCpuBefore;
+    var hostSteal = HostCpuSample.StealPercent(hostBefore, HostCpuSample.Read());
     var drained = clock.Elapsed - ramp; // CPU was read until every client stopped: a little past the window
     await Task.Delay(1500);
     var metricsAfter = await parley.ScrapeAsync();
@@ -319,6 +325,8 @@ if (Wants("concurrent-runs-paced"))
         ["server_wal_restart_max_ms_le"] = walRestarts.Quantile(1.0),
         ["server_cpu_cores"] = Math.Round(serverCpu / drained.TotalSeconds, 2),
         ["bench_cpu_cores"] = Math.Round(benchCpu / drained.TotalSeconds, 2),
+        // The share of the machine's CPU time the hypervisor gave to other guests over the same span (HostCpuSample).
+        ["host_steal_percent"] = hostSteal,
         // The server's garbage collections between the two scrapes (the window, the clients' last replies and 1.5 s of
         // quiet): each collection, counted under the oldest generation it collected, pauses the threads that carry first
         // tokens. The allocation rate is over the same interval, so ≈ 5 % below the window's own.
@@ -335,6 +343,7 @@ if (Wants("concurrent-runs-paced"))
         ["ceiling_event_delay_p99_ms"] = floor.AllP99,
         ["ceiling_events_per_s"] = floor.EventsPerSecond,
         ["ceiling_cpu_cores"] = floor.Cores,
+        ["ceiling_host_steal_percent"] = floor.StealPercent,
         ["ceiling_errors"] = floor.Errors,
     });
 }
@@ -486,7 +495,7 @@ return 0;
 // ceiling in its own process, back to back, for ramp + window; the delay from each event's write to its parse, for the
 // events and the streams' first events parsed in the window, and the process's cores over the window. The stamp is read
 // from the event's text without a JSON parser: the client does no more work per event than Parley's paced client.
-static async Task<(double FirstP50, double FirstP99, double AllP99, double EventsPerSecond, double Cores, int Errors)> MeasurePacedFloorAsync(
+static async Task<(double FirstP50, double FirstP99, double AllP99, double EventsPerSecond, double Cores, double StealPercent, int Errors)> MeasurePacedFloorAsync(
     int c, int tokens, double delayMs, TimeSpan ramp, TimeSpan window)
 {
     await using var floor = await CeilingProcess.StartAsync();
@@ -499,8 +508,9 @@ static async Task<(double FirstP50, double FirstP99, double AllP99, double Event
     {
         await Task.Delay(ramp);
         var before = floor.CpuTime();
+        var hostBefore = HostCpuSample.Read();
         await Task.Delay(window);
-        return (floor.CpuTime() - before).TotalSeconds / window.TotalSeconds;
+        return (Cores: (floor.CpuTime() - before).TotalSeconds / window.TotalSeconds, Steal: HostCpuSample.StealPercent(hostBefore, HostCpuSample.Read()));
     });
     bool InWindow(TimeSpan t) => t >= ramp && t < ramp + window;
     await Task.WhenAll(Enumerable.Range(0, c).Select(async _ =>
@@ -530,8 +540,9 @@ static async Task<(double FirstP50, double FirstP99, double AllP99, double Event
             }
         }
     }));
+    var (cores, steal) = await cpu;
     return (Math.Round(Percentile([.. first], 0.50), 2), Math.Round(Percentile([.. first], 0.99), 2),
-        Math.Round(Percentile([.. all], 0.99), 2), Math.Round(all.Count / window.TotalSeconds), Math.Round(await cpu, 2), errors);
+        Math.Round(Percentile([.. all], 0.99), 2), Math.Round(all.Count / window.TotalSeconds), Math.Round(cores, 2), steal, errors);
 
     // The ceiling's paced event ends its delta with "@<Stopwatch ticks>" (Ceiling.PacedEvent).
     static long? WriteStamp(string data)
