@@ -54,6 +54,22 @@ public sealed class ScriptedModelTests
     }
 
     [Fact]
+    public async Task Replies_share_their_pieces_read_only_so_no_caller_can_change_another_reply()
+    {
+        var model = new ScriptedChatClient(new ModelOptions { Provider = "scripted", ScriptedTokens = 3 });
+        var cancellationToken = TestContext.Current.CancellationToken;
+
+        var updates = await model.GetStreamingResponseAsync([new(ChatRole.User, "hi")], cancellationToken: cancellationToken).ToListAsync(cancellationToken);
+        Assert.Throws<NotSupportedException>(() => updates[0].Contents.Add(new TextContent(" extra")));
+        Assert.Throws<NotSupportedException>(() => updates[1].Contents[0] = new TextContent(" other"));
+
+        // Aggregating a reply merges its texts into contents of its own: the next replies read the same pieces.
+        Assert.Equal("token1 token2 token3", (await model.GetResponseAsync([new(ChatRole.User, "hi")], cancellationToken: cancellationToken)).Text);
+        var again = await model.GetStreamingResponseAsync([new(ChatRole.User, "hi")], cancellationToken: cancellationToken).ToListAsync(cancellationToken);
+        Assert.Equal(["token1", " token2", " token3", ""], again.Select(u => u.Text));
+    }
+
+    [Fact]
     public async Task The_first_token_only_option_alone_stamps_nothing()
     {
         var model = new ScriptedChatClient(new ModelOptions { Provider = "scripted", ScriptedTokens = 2, ScriptedTimestampsFirstTokenOnly = true });
