@@ -20,9 +20,10 @@ public sealed class RunEngineOptions
 
     /// <summary>
     /// While more than <see cref="StreamBatchAboveRuns"/> runs execute on this node, a run stores its updates (tokens,
-    /// tool calls and results, state changes, later messages; and so delivers them) at most once per this many ms after
-    /// its first output, which goes at once: a busy node writes several tokens of a reply per write instead of one, and
-    /// clients get them in batches up to this far apart.
+    /// tool calls and results, state changes, later messages; and so delivers them) at most once per tick of a clock of
+    /// its own that ticks every this many ms (a write that took longer is followed at once), after its first output,
+    /// which goes at once: a busy node writes several tokens of a reply per write instead of one, and clients get them
+    /// in batches about this far apart.
     /// Default 100; 0 turns batching off. Must not be negative.
     /// </summary>
     /// <remarks>
@@ -435,8 +436,10 @@ public sealed partial class RunEngine(
     /// Ends a run that a cancel request stopped. <c>interrupt</c> keeps what the run stored and marks the reply it owed
     /// failed (with the text streamed so far); <c>rollback</c> deletes the run and its messages (<see cref="ThreadChange.RollBackRun"/>).
     /// </summary>
-    private Task EndCancelledAsync(Run run, string action, RunProgress progress) =>
-        threads.UpdateThreadAsync(run.ThreadId, change =>
+    private async Task EndCancelledAsync(Run run, string action, RunProgress progress)
+    {
+        var pendingText = action == CancelActions.Rollback ? "" : await ReadPendingTextAsync(run, progress);
+        await threads.UpdateThreadAsync(run.ThreadId, change =>
         {
             var ended = run with { Status = RunStatus.interrupted, EndedAt = change.Now, Usage = progress.Usage };
             if (action == CancelActions.Rollback)
@@ -451,7 +454,7 @@ public sealed partial class RunEngine(
                     ThreadId = run.ThreadId,
                     OrganizationId = run.OrganizationId,
                     Direction = MessageDirection.OUTBOUND,
-                    MessageBody = progress.PendingText.ToString(),
+                    MessageBody = pendingText,
                     Status = MessageStatus.FAILED,
                     RunId = run.Id,
                     CreatedAt = change.Now,
@@ -460,9 +463,12 @@ public sealed partial class RunEngine(
             change.SaveRun(ended, ThreadEventTypes.RunInterrupted);
             return true;
         }, CancellationToken.None);
+    }
 
-    private Task FailAsync(Run run, string error, RunProgress? progress, CancellationToken cancellationToken) =>
-        threads.UpdateThreadAsync(run.ThreadId, change =>
+    private async Task FailAsync(Run run, string error, RunProgress? progress, CancellationToken cancellationToken)
+    {
+        var pendingText = await ReadPendingTextAsync(run, progress);
+        await threads.UpdateThreadAsync(run.ThreadId, change =>
         {
             // The reply the run owed is marked failed, with whatever text had streamed, so clients can show it.
             change.AddMessage(new ThreadMessage
@@ -471,7 +477,7 @@ public sealed partial class RunEngine(
                 ThreadId = run.ThreadId,
                 OrganizationId = run.OrganizationId,
                 Direction = MessageDirection.OUTBOUND,
-                MessageBody = progress is null ? "" : progress.PendingText.ToString(),
+                MessageBody = pendingText,
                 Status = MessageStatus.FAILED,
                 RunId = run.Id,
                 CreatedAt = change.Now,
@@ -479,6 +485,37 @@ public sealed partial class RunEngine(
             if (progress?.CloseReason is { } reason) change.Close(reason, run.Id);
             return change.SaveRun(run with { Status = RunStatus.error, EndedAt = change.Now, Error = error, Usage = progress?.Usage }, ThreadEventTypes.RunFailed);
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// The text the run streamed for the reply it owed and did not finish (<see cref="RunProgress.PendingMessageId"/>),
+    /// read back from the thread's log: the run's <c>message.delta</c> events of that message, from its first one
+    /// (<see cref="RunProgress.PendingFromSequence"/>) on; "" when no reply was streaming. Read only when a run ends
+    /// without its message (failed or interrupted): a run kept a copy of its reply's text as it streamed, one more
+    /// builder per run that lived as long as the reply, for this rare end (docs/benchmarks.md). It is what clients were
+    /// sent: a write that failed left none of its deltas in the log. When the log cannot be read the reply is stored
+    /// without its text, and the run still ends.
+    /// </summary>
+    private async Task<string> ReadPendingTextAsync(Run run, RunProgress? progress)
+    {
+        if (progress?.PendingMessageId is not { } messageId) return "";
+        var text = new StringBuilder();
+        try
+        {
+            await foreach (var e in ThreadEventReader.ReadStoredAsync(threads, run.ThreadId, progress.PendingFromSequence - 1, long.MaxValue, CancellationToken.None))
+            {
+                if (e.Type != ThreadEventTypes.MessageDelta || e.RunId != run.Id) continue;
+                var delta = JsonSerializer.Deserialize(e.Data, CoreJsonContext.Payloads.MessageDeltaData);
+                if (delta.MessageId == messageId) text.Append(delta.Delta);
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Log.PendingTextUnreadable(logger, ex, run.Id);
+            return "";
+        }
+        return text.ToString();
+    }
 
     private static string Describe(Exception exception) => exception switch
     {
@@ -500,13 +537,10 @@ public sealed partial class RunEngine(
         public Guid? PendingMessageId { get; set; }
 
         /// <summary>
-        /// Its text so far, read only when the run ends without its message. Copied into a builder rather than kept as
-        /// its delta strings: a list of a reply's deltas held each delta (one object per token) for the reply's life, so
-        /// every GC while replies stream promoted them (docs/benchmarks.md, "The paced tail and idle memory, a second
-        /// pass"). Replaced, not cleared, when its message is stored: clearing a builder of several chunks allocates one
-        /// array as long as the text it held.
+        /// The sequence of the first <c>message.delta</c> of <see cref="PendingMessageId"/> (0 when none): where
+        /// <see cref="ReadPendingTextAsync"/> starts reading the reply's text back when the run ends without its message.
         /// </summary>
-        public StringBuilder PendingText { get; set; } = new();
+        public long PendingFromSequence { get; set; }
 
         /// <summary>Tokens used so far, or null when no model was called.</summary>
         public Models.TokenUsage? Usage { get; set; }
@@ -560,12 +594,12 @@ public sealed partial class RunEngine(
         // change.Thread is read only where it is needed: reading it after an append copies the thread record.
         switch (update)
         {
-            case TextDeltaUpdate d:
+            case TextDeltaUpdate:
                 var prepared = delta ?? throw new ArgumentException("A text delta is applied with its prepared data (PrepareDeltas).", nameof(delta));
                 progress.HasOutput = true;
+                var appended = change.AppendRaw(ThreadEventTypes.MessageDelta, run.Id, prepared.DataJson);
+                if (progress.PendingMessageId != prepared.MessageId) progress.PendingFromSequence = appended.Sequence;
                 progress.PendingMessageId = prepared.MessageId;
-                progress.PendingText.Append(d.Delta);
-                change.AppendRaw(ThreadEventTypes.MessageDelta, run.Id, prepared.DataJson);
                 break;
             case OutboundMessageUpdate m:
                 progress.HasOutput = true;
@@ -584,7 +618,6 @@ public sealed partial class RunEngine(
                     CreatedAt = change.Now,
                 });
                 progress.PendingMessageId = null;
-                progress.PendingText = new();
                 break;
             case VariablesUpdate v:
                 var variables = new Dictionary<string, string>(change.Thread.Variables);
@@ -648,5 +681,8 @@ public sealed partial class RunEngine(
 
         [LoggerMessage(10, LogLevel.Warning, "Looking for runs nobody executes failed")]
         public static partial void PollFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(11, LogLevel.Warning, "Reading back the text run {RunId} streamed before it ended failed; its reply is stored without it")]
+        public static partial void PendingTextUnreadable(ILogger logger, Exception exception, Guid runId);
     }
 }

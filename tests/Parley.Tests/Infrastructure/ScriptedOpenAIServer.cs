@@ -36,6 +36,8 @@ public sealed class ScriptedOpenAIServer : IAsyncDisposable
     public sealed record ErrorReply(int Status, string Message) : Script;
     /// <summary>A chunk that is not JSON.</summary>
     public sealed record MalformedReply : Script;
+    /// <summary>Text deltas, then a chunk that is not JSON: the model fails in the middle of its reply.</summary>
+    public sealed record BrokenReply(string[] Deltas) : Script;
     /// <summary>Headers, then nothing for a long time.</summary>
     public sealed record SilentReply(int Milliseconds) : Script;
 
@@ -114,6 +116,11 @@ public sealed class ScriptedOpenAIServer : IAsyncDisposable
                 await Send(Chunk(new { }, "tool_calls"));
                 await Send(Usage(call.PromptTokens, call.CompletionTokens));
                 await Send("[DONE]");
+                break;
+            case BrokenReply broken:
+                await Send(Chunk(new { role = "assistant", content = "" }));
+                foreach (var delta in broken.Deltas) await Send(Chunk(new { content = delta }));
+                await Send("{this is not json");
                 break;
             case MalformedReply:
                 await Send(Chunk(new { role = "assistant", content = "" }));

@@ -153,6 +153,28 @@ public sealed class PromptAgentTests : ModelRigTests
         { "down", "could not be reached" },
     };
 
+    [Fact]
+    public async Task A_model_that_fails_mid_reply_leaves_the_reply_failed_with_exactly_the_text_clients_were_sent()
+    {
+        await using var server = await StartParleyAsync();
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        Model.Enqueue(new BrokenReply(["Half ", "a ", "sentence"]));
+
+        await server.Client.SendAsync(threadId, "hello?");
+        var events = await all.ReadUntilAsync(e => e.EventType is "run.failed" or "run.completed", timeoutSeconds: 15);
+
+        Assert.Equal("run.failed", events[^1].EventType);
+        Assert.Equal("Half a sentence", string.Concat(events.Where(e => e.EventType == "message.delta").Select(e => e.Json().GetProperty("delta").GetString())));
+        var failed = events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json();
+        Assert.Equal("FAILED", failed.GetProperty("status").GetString());
+        Assert.Equal("Half a sentence", failed.GetProperty("messageBody").GetString());
+        // The failed reply is the one the deltas streamed (the same id), and the history keeps its text.
+        Assert.Equal(events.First(e => e.EventType == "message.delta").Json().GetProperty("messageId").GetString(), failed.GetProperty("id").GetString());
+        var history = await server.Client.HistoryAsync(threadId);
+        Assert.Equal("Half a sentence", history[^1].GetProperty("messageBody").GetString());
+    }
+
     [Theory]
     [MemberData(nameof(FailureModes))]
     public async Task A_failing_model_fails_the_run_with_a_reason_marks_the_reply_failed_and_the_thread_goes_on(string mode, string expected)

@@ -52,7 +52,8 @@ public sealed class RunEngineApplyTests
         // The delta after the finished message starts the next one: a new id, which the run keeps for its next write.
         Assert.NotEqual(message.Id.ToString(), MessageIdOf(change.Events[3]));
         Assert.Equal(progress.PendingMessageId.ToString(), MessageIdOf(change.Events[3]));
-        Assert.Equal("Bye", progress.PendingText.ToString());
+        // Where the unfinished message's text starts in the log (read back if the run ends without it): its first delta.
+        Assert.Equal(11L, progress.PendingFromSequence);
 
         // The next write continues that message.
         var next = new List<RunEngine.PreparedDelta?>();
