@@ -5,7 +5,7 @@ namespace Parley.Bench;
 /// USER_HZ ticks; proc(5)). Of that time, <see cref="StealTicks"/> is what the hypervisor gave to other guests while
 /// this one had work to run: time neither Parley nor the bench got, which on a shared virtual machine moves latency
 /// percentiles from one run to the next (on 2026-12-04 the same build read a paced server-added p99 of 75 ms in one run
-/// and 202 ms in another, docs/benchmarks.md).
+/// and 203 ms in another, docs/benchmarks.md).
 /// </summary>
 /// <param name="StealTicks">The <c>steal</c> column.</param>
 /// <param name="TotalTicks">The sum of user, nice, system, idle, iowait, irq, softirq and steal.</param>

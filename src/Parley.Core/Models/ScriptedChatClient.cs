@@ -67,8 +67,9 @@ public sealed class ScriptedChatClient(ModelOptions options) : IChatClient
     /// once and shared by every reply, so an update is the model's only allocation per token (its own contents were
     /// three more objects, ≈ 8 % of the server's allocations with 1,000 paced replies, docs/benchmarks.md, which the
     /// benchmarks charged to Parley). Nothing in Parley changes a model's contents, and Microsoft.Extensions.AI's
-    /// <c>ToChatResponse</c> copies them into lists of its own and merges texts into new <see cref="TextContent"/>s;
-    /// anything that tried to change the list itself gets a <see cref="NotSupportedException"/>.
+    /// <c>ToChatResponse</c> copies them into lists of its own (merging two or more texts into a new
+    /// <see cref="TextContent"/>, a single one passed on as is). A caller that tried to change the list gets a
+    /// <see cref="NotSupportedException"/>; the <see cref="TextContent"/>s in it are shared too and must not be changed.
     /// </summary>
     private sealed record Piece(string Text, IList<AIContent> Contents);
 

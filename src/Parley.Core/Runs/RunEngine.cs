@@ -372,7 +372,9 @@ public sealed partial class RunEngine(
                 {
                     if (batchClock.Value is null)
                     {
-                        Volatile.Write(ref batchClock.Value, new PeriodicTimer(batchInterval, time));
+                        // A full fence between the store and the check, so that the executor's end either sees the
+                        // clock (and disposes it) or is seen here.
+                        Interlocked.Exchange(ref batchClock.Value, new PeriodicTimer(batchInterval, time));
                         if (executorDone.IsCancellationRequested) batchClock.Value.Dispose(); // it ended as the clock was made
                     }
                     await batchClock.Value.WaitForNextTickAsync();
@@ -384,11 +386,22 @@ public sealed partial class RunEngine(
                 // The run's first output is as urgent as its start (time to first token); the rest of its stream yields
                 // to the writes of other runs' first outputs and of users' messages.
                 var priority = progress.HasOutput ? WritePriority.Bulk : WritePriority.Normal;
-                await threads.UpdateThreadAsync(run.ThreadId, change =>
+                var before = (progress.PendingMessageId, progress.PendingFromSequence, progress.Usage);
+                try
                 {
-                    for (var i = 0; i < batch.Count; i++) Apply(change, run, batch[i], progress, deltas[i]);
-                    return true;
-                }, priority, CancellationToken.None);
+                    await threads.UpdateThreadAsync(run.ThreadId, change =>
+                    {
+                        for (var i = 0; i < batch.Count; i++) Apply(change, run, batch[i], progress, deltas[i]);
+                        return true;
+                    }, priority, CancellationToken.None);
+                }
+                catch
+                {
+                    // Nothing of a failed write was stored or sent: the run ends (FailAsync) with the reply it owed, where
+                    // that reply's text starts and the usage as they were before it, not as its updates left them.
+                    (progress.PendingMessageId, progress.PendingFromSequence, progress.Usage) = before;
+                    throw;
+                }
                 deltas.Clear();
                 if (!progress.FirstOutputRecorded && progress.HasOutput)
                 {
@@ -493,8 +506,9 @@ public sealed partial class RunEngine(
     /// (<see cref="RunProgress.PendingFromSequence"/>) on; "" when no reply was streaming. Read only when a run ends
     /// without its message (failed or interrupted): a run kept a copy of its reply's text as it streamed, one more
     /// builder per run that lived as long as the reply, for this rare end (docs/benchmarks.md). It is what clients were
-    /// sent: a write that failed left none of its deltas in the log. When the log cannot be read the reply is stored
-    /// without its text, and the run still ends.
+    /// sent: a write that failed left none of its deltas in the log (and the run's progress as it was before it,
+    /// WriteUpdatesAsync). When the log cannot be read the reply is stored without its text, and the run still ends. A
+    /// server that stops fails every run still executing, each reading its reply back once.
     /// </summary>
     private async Task<string> ReadPendingTextAsync(Run run, RunProgress? progress)
     {
@@ -537,8 +551,8 @@ public sealed partial class RunEngine(
         public Guid? PendingMessageId { get; set; }
 
         /// <summary>
-        /// The sequence of the first <c>message.delta</c> of <see cref="PendingMessageId"/> (0 when none): where
-        /// <see cref="ReadPendingTextAsync"/> starts reading the reply's text back when the run ends without its message.
+        /// The sequence of the first <c>message.delta</c> of <see cref="PendingMessageId"/> (0 when none is streaming):
+        /// where <see cref="ReadPendingTextAsync"/> starts reading the reply's text back when the run ends without its message.
         /// </summary>
         public long PendingFromSequence { get; set; }
 
@@ -618,6 +632,7 @@ public sealed partial class RunEngine(
                     CreatedAt = change.Now,
                 });
                 progress.PendingMessageId = null;
+                progress.PendingFromSequence = 0;
                 break;
             case VariablesUpdate v:
                 var variables = new Dictionary<string, string>(change.Thread.Variables);

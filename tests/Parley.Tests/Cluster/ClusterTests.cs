@@ -156,7 +156,7 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         }
         foreach (var node in nodes)
             Assert.Equal("interrupted", (await node.Client.OkJsonAsync(HttpMethod.Get, $"/threads/{threadId}/runs/{first}")).GetProperty("status").GetString());
-        // The partial reply was stored by the engine that streamed it (only that node has its text).
+        // The partial reply was stored by the engine that streamed it, with the text its deltas carried.
         Assert.Equal(1L, await CountAsync(database, $"SELECT COUNT(*) FROM messages WHERE run_id = '{first}' AND direction = 'OUTBOUND' AND status = 'FAILED' AND body LIKE 'token1 token2%'"));
         var values = (await other.Client.OkJsonAsync(HttpMethod.Get, $"/threads/{threadId}/state")).GetProperty("values").GetProperty("messages");
         Assert.Equal(["first story"], values.EnumerateArray().Select(m => m.GetProperty("content").GetString()));

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Parley.Tests.Infrastructure;
 using static Parley.Tests.Infrastructure.ScriptedOpenAIServer;
@@ -173,6 +174,32 @@ public sealed class PromptAgentTests : ModelRigTests
         Assert.Equal(events.First(e => e.EventType == "message.delta").Json().GetProperty("messageId").GetString(), failed.GetProperty("id").GetString());
         var history = await server.Client.HistoryAsync(threadId);
         Assert.Equal("Half a sentence", history[^1].GetProperty("messageBody").GetString());
+    }
+
+    [Fact]
+    public async Task A_write_that_fails_mid_reply_leaves_the_reply_failed_with_the_text_that_was_stored_and_sent()
+    {
+        var agents = TestAgents.NewFolder();
+        TestAgents.Write(agents, "support.yaml", AgentYaml());
+        // The reply's third delta is its second bulk write (the first output goes as a normal one): that write fails.
+        await using var server = await ParleyTestServer.StartAsync(agentsFolder: agents,
+            configure: b => b.Services.AddSingleton(sp => FailingWriteStore.Wrap(sp.GetRequiredService<Parley.Storage.Sqlite.SqliteStore>(), failAt: 2)),
+            extraArgs: Rig.ModelArgs(0, 5, 8000, null));
+        var threadId = (await server.Client.CreateThreadAsync(AgentId)).GetProperty("id").GetString()!;
+        await using var all = await SseStream.OpenAsync(server.Client, threadId, events: "all");
+        Model.Enqueue(new TextReply(["Half ", "a ", "sentence", " more"], DelayMs: 150));
+
+        await server.Client.SendAsync(threadId, "hello?");
+        var events = await all.ReadUntilAsync(e => e.EventType is "run.failed" or "run.completed", timeoutSeconds: 15);
+
+        Assert.Equal("run.failed", events[^1].EventType);
+        Assert.Contains(FailingWriteStore.Failure, events[^1].Json().GetProperty("error").GetString());
+        var sent = events.Where(e => e.EventType == "message.delta").Select(e => e.Json()).ToList();
+        Assert.Equal(["Half ", "a "], sent.Select(d => d.GetProperty("delta").GetString()));
+        var failed = events.Single(e => e.EventType == "message.created" && e.Data.Contains("OUTBOUND")).Json();
+        Assert.Equal("FAILED", failed.GetProperty("status").GetString());
+        Assert.Equal("Half a ", failed.GetProperty("messageBody").GetString());
+        Assert.Equal(sent[0].GetProperty("messageId").GetString(), failed.GetProperty("id").GetString());
     }
 
     [Theory]

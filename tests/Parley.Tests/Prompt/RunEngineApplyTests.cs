@@ -55,10 +55,12 @@ public sealed class RunEngineApplyTests
         // Where the unfinished message's text starts in the log (read back if the run ends without it): its first delta.
         Assert.Equal(11L, progress.PendingFromSequence);
 
-        // The next write continues that message.
+        // The next write continues that message, which still starts where it started.
         var next = new List<RunEngine.PreparedDelta?>();
         RunEngine.PrepareDeltas([new TextDeltaUpdate("!")], progress.PendingMessageId, now, next);
         Assert.Equal(progress.PendingMessageId, Assert.Single(next)!.Value.MessageId);
+        RunEngine.Apply(new ThreadChange(thread with { LastSequence = 11 }, now), run, new TextDeltaUpdate("!"), progress, next[0]);
+        Assert.Equal(11L, progress.PendingFromSequence);
     }
 
     [Fact]

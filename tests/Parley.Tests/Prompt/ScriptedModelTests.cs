@@ -54,7 +54,7 @@ public sealed class ScriptedModelTests
     }
 
     [Fact]
-    public async Task Replies_share_their_pieces_read_only_so_no_caller_can_change_another_reply()
+    public async Task Replies_share_their_pieces_in_read_only_lists_and_read_the_same_every_time()
     {
         var model = new ScriptedChatClient(new ModelOptions { Provider = "scripted", ScriptedTokens = 3 });
         var cancellationToken = TestContext.Current.CancellationToken;
