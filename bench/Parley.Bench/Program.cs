@@ -278,6 +278,7 @@ if (Wants("concurrent-runs-paced"))
     var metricsAfter = await parley.ScrapeAsync();
     var betweenScrapes = Stopwatch.GetElapsedTime(scrapedBefore);
     double GrownBetweenScrapes(string counter) => MetricSum(metricsAfter, counter) - MetricSum(metricsBefore!, counter);
+    double CollectedBetweenScrapes(string generation) => GcCollections(metricsAfter, generation) - GcCollections(metricsBefore!, generation);
     var queueWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_run_queue_wait_milliseconds");
     var normalWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"normal\"");
     var bulkWriteWait = Histogram.Between(metricsBefore!, metricsAfter, "parley_store_write_wait_milliseconds", "priority=\"bulk\"");
@@ -330,9 +331,9 @@ if (Wants("concurrent-runs-paced"))
         // The server's garbage collections between the two scrapes (the window, the clients' last replies and 1.5 s of
         // quiet): each collection, counted under the oldest generation it collected, pauses the threads that carry first
         // tokens. The allocation rate is over the same interval, so ≈ 5 % below the window's own.
-        ["server_gc_gen0_in_window"] = GcCollections(metricsAfter, "gen0") - GcCollections(metricsBefore!, "gen0"),
-        ["server_gc_gen1_in_window"] = GcCollections(metricsAfter, "gen1") - GcCollections(metricsBefore!, "gen1"),
-        ["server_gc_gen2_in_window"] = GcCollections(metricsAfter, "gen2") - GcCollections(metricsBefore!, "gen2"),
+        ["server_gc_gen0_in_window"] = CollectedBetweenScrapes("gen0"),
+        ["server_gc_gen1_in_window"] = CollectedBetweenScrapes("gen1"),
+        ["server_gc_gen2_in_window"] = CollectedBetweenScrapes("gen2"),
         ["server_gc_pause_ms_in_window"] = Math.Round(GrownBetweenScrapes("dotnet_gc_pause_time_seconds_total") * 1000),
         ["server_allocated_mb_per_s"] = Math.Round(GrownBetweenScrapes("dotnet_gc_heap_total_allocated_bytes_total") / 1048576.0 / betweenScrapes.TotalSeconds, 1),
         ["errors"] = errors,

@@ -351,10 +351,11 @@ public sealed partial class RunEngine(
         // The batches' clock, created at the run's first wait: it ticks every batchInterval, and a write that waits goes
         // at the next tick (at once when one passed since the last write). One timer per run instead of a Task.Delay per
         // write, whose timer, promise and cancellation callback were ≈ 4 % of the server's allocations at 1,000 paced
-        // replies (10,000 waits a second, docs/benchmarks.md). The executor's end disposes it, which ends a wait with
-        // false, without an exception.
-        var batchClock = new System.Runtime.CompilerServices.StrongBox<PeriodicTimer?>();
-        using var stopClock = executorDone.Register(static clock => ((System.Runtime.CompilerServices.StrongBox<PeriodicTimer?>)clock!).Value?.Dispose(), batchClock);
+        // replies (10,000 waits a second, docs/benchmarks.md). The executor's end disposes it (registered when it is
+        // made, which disposes it at once if the executor is done already), and that ends a wait with false, without an
+        // exception.
+        PeriodicTimer? batchClock = null;
+        var stopClock = default(CancellationTokenRegistration);
         // Sized for each write as it is taken (a reply yielded at once is a write of hundreds of updates): growing
         // from a small start allocated two or three arrays per run (5-7 % of the bytes allocated in the C = 1,000 burst).
         var batch = new List<AgentUpdate>();
@@ -370,14 +371,12 @@ public sealed partial class RunEngine(
                 if (progress.HasOutput && batchInterval > TimeSpan.Zero && reader.Count < MaxUpdatesPerWrite && !executorDone.IsCancellationRequested
                     && ExecutingRuns > options.Value.StreamBatchAboveRuns)
                 {
-                    if (batchClock.Value is null)
+                    if (batchClock is null)
                     {
-                        // A full fence between the store and the check, so that the executor's end either sees the
-                        // clock (and disposes it) or is seen here.
-                        Interlocked.Exchange(ref batchClock.Value, new PeriodicTimer(batchInterval, time));
-                        if (executorDone.IsCancellationRequested) batchClock.Value.Dispose(); // it ended as the clock was made
+                        batchClock = new PeriodicTimer(batchInterval, time);
+                        stopClock = executorDone.Register(static clock => ((PeriodicTimer)clock!).Dispose(), batchClock);
                     }
-                    await batchClock.Value.WaitForNextTickAsync();
+                    await batchClock.WaitForNextTickAsync();
                 }
                 batch.EnsureCapacity(Math.Min(reader.Count, MaxUpdatesPerWrite));
                 while (batch.Count < MaxUpdatesPerWrite && reader.TryRead(out var update)) batch.Add(update);
@@ -418,7 +417,8 @@ public sealed partial class RunEngine(
         }
         finally
         {
-            batchClock.Value?.Dispose();
+            stopClock.Dispose();
+            batchClock?.Dispose();
         }
     }
 
