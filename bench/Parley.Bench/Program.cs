@@ -229,6 +229,8 @@ if (Wants("concurrent-runs-paced"))
     var postToCalledMs = new System.Collections.Concurrent.ConcurrentBag<double>();
     var yieldToParseMs = new System.Collections.Concurrent.ConcurrentBag<double>();
     var postResponseMs = new System.Collections.Concurrent.ConcurrentBag<double>();
+    // Each measured first token: when its POST went (UTC, to line it up with a trace of the server) and its times.
+    var firstTokens = new System.Collections.Concurrent.ConcurrentBag<(DateTime PostedUtc, double ServerAdded, double ToCalled, double ToParse, double PostResponse)>();
     bool InWindow(TimeSpan t) => t >= ramp && t < ramp + window;
     await Task.WhenAll(threads.Select(async thread =>
     {
@@ -238,6 +240,7 @@ if (Wants("concurrent-runs-paced"))
         while (clock.Elapsed < ramp + window)
         {
             var postedAt = clock.Elapsed;
+            var postedUtc = DateTime.UtcNow;
             var posted = Stopwatch.GetTimestamp();
             await PostAsync(http, thread, "go");
             var answered = Stopwatch.GetTimestamp();
@@ -262,6 +265,7 @@ if (Wants("concurrent-runs-paced"))
                         serverAddedMs.Add(toCalled + toParse);
                         postToCalledMs.Add(toCalled);
                         yieldToParseMs.Add(toParse);
+                        firstTokens.Add((postedUtc, toCalled + toParse, toCalled, toParse, Stopwatch.GetElapsedTime(posted, answered).TotalMilliseconds));
                     }
                 }
                 else if (item.EventType == "run.failed") { Interlocked.Increment(ref errors); break; }
@@ -287,6 +291,11 @@ if (Wants("concurrent-runs-paced"))
     var postDuration = Histogram.Between(metricsBefore!, metricsAfter, "http_server_request_duration_seconds",
         "http_route=\"/api/v1/threads/{threadId}/messages\"", "http_request_method=\"POST\"");
     static double Milliseconds(double seconds) => seconds < 0 || seconds >= 1e9 ? seconds : Math.Round(seconds * 1000, 1);
+    // PARLEY_BENCH_DUMP_DELAYS: every measured first token, in the order of its POST, to see when the slow ones came
+    // (e.g. beside a GC trace): "<POST sent, UTC ISO 8601> <server-added ms> <POST → model called> <first yield → parse> <POST answered>".
+    if (Environment.GetEnvironmentVariable("PARLEY_BENCH_DUMP_DELAYS") is { Length: > 0 } dumpFirstTokens)
+        await File.WriteAllLinesAsync(dumpFirstTokens, firstTokens.OrderBy(t => t.PostedUtc).Select(t => string.Create(CultureInfo.InvariantCulture,
+            $"{t.PostedUtc:O} {t.ServerAdded:F2} {t.ToCalled:F2} {t.ToParse:F2} {t.PostResponse:F2}")));
     var floor = await MeasurePacedFloorAsync(c, Tokens, TokenDelayMs, ramp, TimeSpan.FromSeconds(quick ? 5 : 10));
     Report($"concurrent-runs-paced-{c}", new()
     {
@@ -302,6 +311,8 @@ if (Wants("concurrent-runs-paced"))
         ["post_to_first_delta_p50_ms"] = Math.Round(Percentile([.. firstDeltaMs], 0.50), 1),
         ["post_to_first_delta_p99_ms"] = Math.Round(Percentile([.. firstDeltaMs], 0.99), 1),
         ["server_added_p50_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.50), 2),
+        ["server_added_p90_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.90), 2),
+        ["server_added_p95_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.95), 2),
         ["server_added_p99_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.99), 2),
         // The two parts of the server-added time: the POST sent → the model called (the message's and, before the model
         // is called, the run's bookkeeping), and the first delta yielded → parsed by the client (its commit and delivery).
