@@ -291,9 +291,9 @@ if (Wants("concurrent-runs-paced"))
     var postDuration = Histogram.Between(metricsBefore!, metricsAfter, "http_server_request_duration_seconds",
         "http_route=\"/api/v1/threads/{threadId}/messages\"", "http_request_method=\"POST\"");
     static double Milliseconds(double seconds) => seconds < 0 || seconds >= 1e9 ? seconds : Math.Round(seconds * 1000, 1);
-    // PARLEY_BENCH_DUMP_DELAYS: every measured first token, in the order of its POST, to see when the slow ones came
+    // PARLEY_BENCH_DUMP_FIRST_TOKENS: every measured first token, in the order of its POST, to see when the slow ones came
     // (e.g. beside a GC trace): "<POST sent, UTC ISO 8601> <server-added ms> <POST → model called> <first yield → parse> <POST answered>".
-    if (Environment.GetEnvironmentVariable("PARLEY_BENCH_DUMP_DELAYS") is { Length: > 0 } dumpFirstTokens)
+    if (Environment.GetEnvironmentVariable("PARLEY_BENCH_DUMP_FIRST_TOKENS") is { Length: > 0 } dumpFirstTokens)
         await File.WriteAllLinesAsync(dumpFirstTokens, firstTokens.OrderBy(t => t.PostedUtc).Select(t => string.Create(CultureInfo.InvariantCulture,
             $"{t.PostedUtc:O} {t.ServerAdded:F2} {t.ToCalled:F2} {t.ToParse:F2} {t.PostResponse:F2}")));
     var floor = await MeasurePacedFloorAsync(c, Tokens, TokenDelayMs, ramp, TimeSpan.FromSeconds(quick ? 5 : 10));
