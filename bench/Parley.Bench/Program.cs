@@ -225,11 +225,9 @@ if (Wants("concurrent-runs-paced"))
     long delivered = 0;
     var errors = 0;
     var firstDeltaMs = new System.Collections.Concurrent.ConcurrentBag<double>();
-    var serverAddedMs = new System.Collections.Concurrent.ConcurrentBag<double>();
-    var postToCalledMs = new System.Collections.Concurrent.ConcurrentBag<double>();
-    var yieldToParseMs = new System.Collections.Concurrent.ConcurrentBag<double>();
     var postResponseMs = new System.Collections.Concurrent.ConcurrentBag<double>();
-    // Each measured first token: when its POST went (UTC, to line it up with a trace of the server) and its times.
+    // Each measured first token that carries the model's stamps: when its POST went (UTC, to line it up with a trace of
+    // the server), its server-added time and the two parts of it, and the POST's own answer time.
     var firstTokens = new System.Collections.Concurrent.ConcurrentBag<(DateTime PostedUtc, double ServerAdded, double ToCalled, double ToParse, double PostResponse)>();
     bool InWindow(TimeSpan t) => t >= ramp && t < ramp + window;
     await Task.WhenAll(threads.Select(async thread =>
@@ -262,9 +260,6 @@ if (Wants("concurrent-runs-paced"))
                     {
                         var toCalled = Stopwatch.GetElapsedTime(posted, stamps.Called).TotalMilliseconds;
                         var toParse = Stopwatch.GetElapsedTime(stamps.Yielded, parsed).TotalMilliseconds;
-                        serverAddedMs.Add(toCalled + toParse);
-                        postToCalledMs.Add(toCalled);
-                        yieldToParseMs.Add(toParse);
                         firstTokens.Add((postedUtc, toCalled + toParse, toCalled, toParse, Stopwatch.GetElapsedTime(posted, answered).TotalMilliseconds));
                     }
                 }
@@ -291,6 +286,8 @@ if (Wants("concurrent-runs-paced"))
     var postDuration = Histogram.Between(metricsBefore!, metricsAfter, "http_server_request_duration_seconds",
         "http_route=\"/api/v1/threads/{threadId}/messages\"", "http_request_method=\"POST\"");
     static double Milliseconds(double seconds) => seconds < 0 || seconds >= 1e9 ? seconds : Math.Round(seconds * 1000, 1);
+    List<double> serverAddedMs = [.. firstTokens.Select(t => t.ServerAdded)], postToCalledMs = [.. firstTokens.Select(t => t.ToCalled)],
+        yieldToParseMs = [.. firstTokens.Select(t => t.ToParse)];
     // PARLEY_BENCH_DUMP_FIRST_TOKENS: every measured first token, in the order of its POST, to see when the slow ones came
     // (e.g. beside a GC trace): "<POST sent, UTC ISO 8601> <server-added ms> <POST → model called> <first yield → parse> <POST answered>".
     if (Environment.GetEnvironmentVariable("PARLEY_BENCH_DUMP_FIRST_TOKENS") is { Length: > 0 } dumpFirstTokens)
@@ -310,21 +307,21 @@ if (Wants("concurrent-runs-paced"))
         ["runs_measured"] = firstDeltaMs.Count,
         ["post_to_first_delta_p50_ms"] = Math.Round(Percentile([.. firstDeltaMs], 0.50), 1),
         ["post_to_first_delta_p99_ms"] = Math.Round(Percentile([.. firstDeltaMs], 0.99), 1),
-        ["server_added_p50_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.50), 2),
-        ["server_added_p90_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.90), 2),
-        ["server_added_p95_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.95), 2),
-        ["server_added_p99_ms"] = Math.Round(Percentile([.. serverAddedMs], 0.99), 2),
+        ["server_added_p50_ms"] = Math.Round(Percentile(serverAddedMs, 0.50), 2),
+        ["server_added_p90_ms"] = Math.Round(Percentile(serverAddedMs, 0.90), 2),
+        ["server_added_p95_ms"] = Math.Round(Percentile(serverAddedMs, 0.95), 2),
+        ["server_added_p99_ms"] = Math.Round(Percentile(serverAddedMs, 0.99), 2),
         // The two parts of the server-added time: the POST sent → the model called (the message's and, before the model
         // is called, the run's bookkeeping), and the first delta yielded → parsed by the client (its commit and delivery).
-        ["post_to_model_called_p50_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.50), 2),
-        ["post_to_model_called_p99_ms"] = Math.Round(Percentile([.. postToCalledMs], 0.99), 2),
+        ["post_to_model_called_p50_ms"] = Math.Round(Percentile(postToCalledMs, 0.50), 2),
+        ["post_to_model_called_p99_ms"] = Math.Round(Percentile(postToCalledMs, 0.99), 2),
         // The POST's own answer (the message stored, the run queued): what of POST → model called is the request's.
         ["post_response_p50_ms"] = Math.Round(Percentile([.. postResponseMs], 0.50), 2),
         ["post_response_p99_ms"] = Math.Round(Percentile([.. postResponseMs], 0.99), 2),
         ["server_post_duration_p50_ms_le"] = Milliseconds(postDuration.Quantile(0.50)),
         ["server_post_duration_p99_ms_le"] = Milliseconds(postDuration.Quantile(0.99)),
-        ["first_yield_to_parse_p50_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.50), 2),
-        ["first_yield_to_parse_p99_ms"] = Math.Round(Percentile([.. yieldToParseMs], 0.99), 2),
+        ["first_yield_to_parse_p50_ms"] = Math.Round(Percentile(yieldToParseMs, 0.50), 2),
+        ["first_yield_to_parse_p99_ms"] = Math.Round(Percentile(yieldToParseMs, 0.99), 2),
         ["server_queue_wait_p99_ms_le"] = queueWait.Quantile(0.99),
         // How long the store's writes waited for its writer thread (three normal ones come before a reply's first token).
         ["server_normal_write_wait_p50_ms_le"] = normalWriteWait.Quantile(0.50),
